@@ -1,0 +1,96 @@
+"""The custody ledger: read events and chains, record observations, verify, audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from app.api.schemas import (
+    AuditEntrySchema,
+    AuditQuerySchema,
+    EventSchema,
+    ObservationSchema,
+    VerificationSchema,
+)
+from app.auth import ensure_visible, require_user, requires
+from app.db import get_session
+from app.keys import trusted_keys
+from app.writes import write
+from custody.ledger import VerificationReport, chain_events, verify_ledger
+from custody.models import CustodyEvent
+from custody.observations import record_observation
+from lots.access import Permission
+from lots.errors import NotFoundError
+from lots.models import AuditEntry, Site
+
+blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The custody ledger")
+
+
+@blp.route("/verify")
+class Verify(MethodView):
+    @requires(Permission.LEDGER_VERIFY)
+    @blp.response(200, VerificationSchema)
+    def get(self) -> VerificationReport:
+        """Recompute every chain and check every signed checkpoint."""
+        return verify_ledger(get_session(), trusted_keys())
+
+
+@blp.route("/events")
+class Events(MethodView):
+    @requires(Permission.LEDGER_WRITE)
+    @write
+    @blp.arguments(ObservationSchema)
+    @blp.response(201, EventSchema)
+    def post(self, data: dict[str, Any]) -> CustodyEvent:
+        """Record an observation (INSPECTED) on a site's or product's chain."""
+        return record_observation(get_session(), require_user(), **data)
+
+
+@blp.route("/events/<int:event_id>")
+class EventById(MethodView):
+    @requires(Permission.LEDGER_READ)
+    @blp.response(200, EventSchema)
+    def get(self, event_id: int) -> CustodyEvent:
+        """One event, with the exact body that was hashed."""
+        event = get_session().get(CustodyEvent, event_id)
+        if event is None:
+            raise NotFoundError("event", event_id)
+        ensure_visible(require_user(), [event.site_id], "event", event_id)
+        return event
+
+
+@blp.route("/chains/<path:chain>")
+class Chain(MethodView):
+    @requires(Permission.LEDGER_READ)
+    @blp.response(200, EventSchema(many=True))
+    def get(self, chain: str) -> list[CustodyEvent]:
+        """A whole chain in order; visible when its subject or any event is at your site."""
+        events = list(chain_events(get_session(), chain))
+        if not events:
+            raise NotFoundError("chain", chain)
+        sites = [event.site_id for event in events]
+        if chain.startswith("site:"):
+            sites.append(get_session().scalar(select(Site.id).where(Site.code == chain[5:])))
+        ensure_visible(require_user(), sites, "chain", chain)
+        return events
+
+
+audit_blp = Blueprint("audit", __name__, url_prefix="/audit", description="Audit trail")
+
+
+@audit_blp.route("")
+class Audit(MethodView):
+    @requires(Permission.AUDIT_READ)
+    @audit_blp.arguments(AuditQuerySchema, location="query")
+    @audit_blp.response(200, AuditEntrySchema(many=True))
+    def get(self, query: dict[str, Any]) -> list[AuditEntry]:
+        """Changes to master data and users, newest first, with old and new values."""
+        statement = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(query["limit"])
+        if "entity_type" in query:
+            statement = statement.where(AuditEntry.entity_type == query["entity_type"])
+        if "entity_key" in query:
+            statement = statement.where(AuditEntry.entity_key == query["entity_key"])
+        return list(get_session().scalars(statement))

@@ -1,0 +1,245 @@
+"""marshmallow schemas of the JSON API: what a request may say and how answers look."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from lots.access import Role
+from lots.models import Criterion, SiteKind, SpecificationLine
+from lots.rules import describe_criterion
+
+CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Use letters, digits, '.', '_' or '-'.")
+
+
+class StrictSchema(Schema):
+    """Unknown fields are refused (marshmallow's RAISE), never silently dropped."""
+
+
+# --- auth -------------------------------------------------------------------------------
+
+
+class TokenRequestSchema(StrictSchema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 256))
+    label = fields.String(load_default="", validate=validate.Length(max=100))
+    ttl_hours = fields.Integer(load_default=None, validate=validate.Range(1, 24 * 30))
+
+
+class TokenSchema(Schema):
+    id = fields.Integer()
+    token = fields.String(metadata={"description": "The secret; shown only once."})
+    label = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class WhoAmISchema(Schema):
+    username = fields.String()
+    full_name = fields.String()
+    role = fields.String()
+    site = fields.Function(lambda user: user.site.code)
+    unblinded = fields.Boolean()
+
+
+# --- sites and users --------------------------------------------------------------------
+
+
+class SiteSchema(StrictSchema):
+    code = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    kind = fields.String(required=True, validate=validate.OneOf([kind.value for kind in SiteKind]))
+    gln = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{13}$", error="13 digits.")
+    )
+
+
+class UserCreateSchema(StrictSchema):
+    username = fields.String(required=True, validate=[validate.Length(1, 64), CODE])
+    full_name = fields.String(required=True, validate=validate.Length(1, 200))
+    role = fields.String(required=True, validate=validate.OneOf([role.value for role in Role]))
+    site = fields.String(required=True, validate=validate.Length(1, 32))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(12, 256))
+    unblinded = fields.Boolean(load_default=False)
+
+
+class UserUpdateSchema(StrictSchema):
+    full_name = fields.String(validate=validate.Length(1, 200))
+    role = fields.String(validate=validate.OneOf([role.value for role in Role]))
+    site = fields.String(validate=validate.Length(1, 32))
+    unblinded = fields.Boolean()
+    active = fields.Boolean()
+
+
+class UserSchema(Schema):
+    username = fields.String()
+    full_name = fields.String()
+    role = fields.String()
+    site = fields.Function(lambda user: user.site.code)
+    unblinded = fields.Boolean()
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+# --- products ---------------------------------------------------------------------------
+
+
+class SpecificationLineSchema(StrictSchema):
+    test = fields.String(required=True, validate=validate.Length(1, 120))
+    method = fields.String(required=True, validate=validate.Length(1, 200))
+    unit = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
+    criterion = fields.String(
+        required=True, validate=validate.OneOf([criterion.value for criterion in Criterion])
+    )
+    lower = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=None)
+    lower_inclusive = fields.Boolean(load_default=True)
+    upper = fields.Decimal(load_default=None, allow_none=True, as_string=True)
+    upper_inclusive = fields.Boolean(load_default=True)
+    expected = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
+    acceptance = fields.Method("_acceptance", dump_only=True)
+
+    def _acceptance(self, line: SpecificationLine) -> str:
+        return describe_criterion(
+            {name: getattr(line, name) for name in self.fields if name != "acceptance"}
+        )
+
+
+class ProductVersionFieldsSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    cell_type = fields.String(required=True, validate=validate.Length(1, 200))
+    origin = fields.String(required=True, validate=validate.OneOf(["allogeneic", "autologous"]))
+    route = fields.String(
+        required=True,
+        validate=validate.OneOf(["intrathecal", "intravenous", "intramuscular", "subcutaneous",
+                                 "intraarticular", "topical"]),
+    )
+    dose = fields.String(required=True, validate=validate.Length(1, 200))
+    cells_per_dose = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(1, 10**15)
+    )
+    storage_limit_c = fields.Decimal(required=True, as_string=True, validate=validate.Range(-273, 60))
+    storage_condition = fields.String(required=True, validate=validate.Length(1, 200))
+    shelf_life_days = fields.Integer(required=True, validate=validate.Range(1, 36500))
+    post_thaw_window_minutes = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(1, 7 * 24 * 60)
+    )
+    max_passage = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 1000))
+    specification = fields.List(
+        fields.Nested(SpecificationLineSchema), required=True, validate=validate.Length(1, 100)
+    )
+
+
+class ProductCreateSchema(ProductVersionFieldsSchema):
+    code = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
+    gtin = fields.String(
+        required=True, validate=validate.Regexp(r"^(\d{8}|\d{12,14})$", error="8, 12, 13 or 14 digits.")
+    )
+
+
+class ProductVersionCreateSchema(ProductVersionFieldsSchema):
+    change_reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class ProductVersionSchema(Schema):
+    version = fields.Integer()
+    name = fields.String()
+    cell_type = fields.String()
+    origin = fields.String()
+    route = fields.String()
+    dose = fields.String()
+    cells_per_dose = fields.Integer(allow_none=True)
+    storage_limit_c = fields.Decimal(as_string=True)
+    storage_condition = fields.String()
+    shelf_life_days = fields.Integer()
+    post_thaw_window_minutes = fields.Integer(allow_none=True)
+    max_passage = fields.Integer(allow_none=True)
+    change_reason = fields.String()
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    specification = fields.List(fields.Nested(SpecificationLineSchema))
+
+
+class ProductSchema(Schema):
+    code = fields.String()
+    gtin = fields.String()
+    created_at = fields.DateTime()
+    current_version = fields.Function(lambda product: product.current.version)
+    current = fields.Nested(ProductVersionSchema)
+    versions = fields.Function(lambda product: [version.version for version in product.versions])
+
+
+# --- ledger -----------------------------------------------------------------------------
+
+
+class ObservationSchema(StrictSchema):
+    chain = fields.String(
+        required=True,
+        validate=[
+            validate.Length(3, 160),
+            validate.Regexp(r"^[a-z_]+:[A-Za-z0-9._:/-]+$", error="A chain is 'kind:identifier'."),
+        ],
+    )
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    note = fields.String(required=True, validate=validate.Length(1, 2000))
+    observations = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 64)),
+        values=fields.Raw(),
+        load_default=dict,
+        validate=validate.Length(max=50),
+    )
+
+    @validates_schema
+    def _small_payload(self, data: dict[str, object], **_: object) -> None:
+        if len(repr(data.get("observations", {}))) > 8000:
+            raise ValidationError("Observations are limited to 8,000 characters.", "observations")
+
+
+class EventSchema(Schema):
+    id = fields.Integer()
+    chain = fields.String()
+    seq = fields.Integer()
+    type = fields.String(attribute="event_type")
+    occurred_at = fields.DateTime()
+    recorded_at = fields.DateTime()
+    prev_hash = fields.String(allow_none=True)
+    hash = fields.String()
+    body = fields.Method("_body")
+
+    def _body(self, event: Any) -> Any:
+        return orjson.loads(event.body)
+
+
+class BreakSchema(Schema):
+    chain = fields.String()
+    seq = fields.Integer(allow_none=True)
+    event_id = fields.Integer(allow_none=True)
+    reason = fields.String()
+
+
+class VerificationSchema(Schema):
+    intact = fields.Boolean()
+    events = fields.Integer()
+    chains = fields.Integer()
+    checkpoints = fields.Integer()
+    checked_at = fields.DateTime()
+    first_break = fields.Nested(BreakSchema, allow_none=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor = fields.String()
+    action = fields.String()
+    entity_type = fields.String()
+    entity_key = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    entity_type = fields.String(validate=validate.Length(1, 32))
+    entity_key = fields.String(validate=validate.Length(1, 128))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))

@@ -1,0 +1,106 @@
+"""Every error as RFC 9457 problem+json for the API, and as a page for the browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, json, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from lots.errors import DomainError, TooManyAttemptsError
+
+PROBLEM_TYPE_BASE = "https://celltrail.dev/problems/"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An application/problem+json response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (kind or _slug(title)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    response = Response(
+        json.dumps(body), status=status, mimetype="application/problem+json", headers=headers
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers; they must come after flask-smorest's to replace its JSON."""
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _wants_page() -> bool:
+    return not request.path.startswith("/api/") and request.accept_mimetypes.accept_html
+
+
+def _domain_error(error: DomainError) -> Response | tuple[str, int]:
+    headers = {}
+    if isinstance(error, TooManyAttemptsError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    field = error.facts.get("field")
+    errors = {field: [error.detail]} if isinstance(field, str) else None
+    if _wants_page():
+        return render_template("error.html", status=error.status, title=error.title,
+                               detail=error.detail), error.status
+    return problem(
+        error.status,
+        error.title,
+        error.detail,
+        kind=_slug(type(error).__name__.removesuffix("Error")),
+        errors=errors,
+        headers=headers,
+    )
+
+
+def _http_error(error: HTTPException) -> Response | tuple[str, int]:
+    status = error.code or 500
+    title = error.name
+    detail = error.description or title
+    errors = None
+    data = getattr(error, "data", None)
+    if isinstance(data, dict) and "messages" in data:
+        # webargs/flask-smorest: {"json": {"field": ["message"]}} -> {"field": ["message"]}
+        messages = data["messages"]
+        errors = {}
+        for location in messages.values():
+            errors.update(location if isinstance(location, dict) else {"_schema": location})
+        detail = "The request body does not match the schema; see errors."
+    elif isinstance(data, dict) and "message" in data:
+        detail = str(data["message"])
+    if status == 400 and errors and "_schema" in errors and "Invalid JSON" in str(errors):
+        detail = "The request body is not valid JSON."
+    if _wants_page():
+        return render_template("error.html", status=status, title=title, detail=detail), status
+    headers = dict(error.get_headers()) if status in (405, 429) else {}
+    headers.pop("Content-Type", None)
+    return problem(status, title, detail, errors=errors, headers=headers or None)
+
+
+def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+
+    return _http_error(InternalServerError())
+
+
+def _slug(text: str) -> str:
+    out = []
+    for index, char in enumerate(text):
+        if char.isupper() and index:
+            out.append("-")
+        out.append(char.lower() if char.isalnum() else "-")
+    return "".join(out).strip("-").replace("--", "-")

@@ -1,0 +1,26 @@
+"""The checkpoint keys, read from configuration (never from the database)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from custody.checkpoints import key_id, load_private_key, load_public_key
+from custody.errors import CheckpointKeyMissingError
+
+
+def signing_key(app: Flask | None = None) -> Ed25519PrivateKey:
+    """The private key that signs checkpoints."""
+    encoded = (app or current_app).config.get("CHECKPOINT_KEY")
+    if not encoded:
+        raise CheckpointKeyMissingError()
+    return load_private_key(encoded)
+
+
+def trusted_keys(app: Flask | None = None) -> dict[str, Ed25519PublicKey]:
+    """Public keys whose checkpoints verify: the current key and any rotated-out ones."""
+    config = (app or current_app).config
+    keys = [load_public_key(encoded) for encoded in config.get("CHECKPOINT_PUBLIC_KEYS", [])]
+    if config.get("CHECKPOINT_KEY"):
+        keys.append(load_private_key(config["CHECKPOINT_KEY"]).public_key())
+    return {key_id(key): key for key in keys}

@@ -1,0 +1,67 @@
+"""Observations: the one generic custody fact, an inspection note on a known subject."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.ledger import EventDraft, append_event
+from custody.models import CustodyEvent
+from lots.base import utcnow
+from lots.errors import InvalidValueError, NotFoundError
+from lots.models import Product, Site, User
+
+INSPECTED = "INSPECTED"
+# A device clock may run a little ahead of the server's; more than this is a wrong clock.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _site_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(Site.id).where(Site.code == key)) is not None
+
+
+def _product_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(Product.id).where(Product.code == key)) is not None
+
+
+# Chains celltrail knows; later kinds (lot, vial, shipment) register their own lookups here.
+SUBJECT_KINDS: dict[str, Callable[[Session, str], bool]] = {
+    "site": _site_exists,
+    "product": _product_exists,
+}
+
+
+def record_observation(
+    session: Session,
+    user: User,
+    *,
+    chain: str,
+    occurred_at: dt.datetime,
+    note: str,
+    observations: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> CustodyEvent:
+    """Append an INSPECTED event to an existing subject's chain, at the user's site."""
+    kind, _, key = chain.partition(":")
+    exists = SUBJECT_KINDS.get(kind)
+    if exists is None:
+        raise InvalidValueError("chain", f"celltrail has no subjects of kind {kind!r}.")
+    if not exists(session, key):
+        raise NotFoundError(kind, key)
+    if occurred_at > (now or utcnow()) + CLOCK_SKEW:
+        raise InvalidValueError("occurred_at", "The time of the observation is in the future.")
+    return append_event(
+        session,
+        EventDraft(
+            chain=chain,
+            event_type=INSPECTED,
+            occurred_at=occurred_at,
+            payload={"note": note, "observations": dict(observations)},
+            actor=user,
+            site=user.site,
+        ),
+    )

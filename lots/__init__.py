@@ -1,0 +1,1 @@
+"""Products, cell banks, lots, vials, QC and release: the manufacturing side of celltrail."""

@@ -1,0 +1,102 @@
+"""Who may do what (role) and see what (site): the one place celltrail decides access."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Protocol
+
+
+class Role(enum.StrEnum):
+    """The roles of DESIGN.md §2; the `unblinded` flag is separate from them."""
+
+    ADMIN = "admin"
+    MANUFACTURING = "manufacturing"
+    QC = "qc"
+    QA = "qa"
+    COURIER = "courier"
+    PHARMACIST = "pharmacist"
+    CLINICIAN = "clinician"
+    AUDITOR = "auditor"
+
+
+class Permission(enum.StrEnum):
+    """An action an endpoint or page can require."""
+
+    PRODUCTS_READ = "products:read"
+    PRODUCTS_WRITE = "products:write"
+    SITES_READ = "sites:read"
+    SITES_WRITE = "sites:write"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    AUDIT_READ = "audit:read"
+    LEDGER_READ = "ledger:read"
+    LEDGER_WRITE = "ledger:write"
+    LEDGER_VERIFY = "ledger:verify"
+
+
+EVERYONE = frozenset(Role)
+# Roles whose people make or witness custody facts; admins and auditors only read the ledger.
+FIELD_ROLES = frozenset(
+    {
+        Role.MANUFACTURING,
+        Role.QC,
+        Role.QA,
+        Role.COURIER,
+        Role.PHARMACIST,
+        Role.CLINICIAN,
+    }
+)
+
+POLICY: dict[Permission, frozenset[Role]] = {
+    Permission.PRODUCTS_READ: EVERYONE,
+    # QA owns release specifications; admins maintain master data.
+    Permission.PRODUCTS_WRITE: frozenset({Role.ADMIN, Role.QA}),
+    Permission.SITES_READ: EVERYONE,
+    Permission.SITES_WRITE: frozenset({Role.ADMIN}),
+    Permission.USERS_READ: frozenset({Role.ADMIN}),
+    Permission.USERS_WRITE: frozenset({Role.ADMIN}),
+    Permission.AUDIT_READ: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
+    Permission.LEDGER_READ: EVERYONE,
+    Permission.LEDGER_WRITE: FIELD_ROLES,
+    Permission.LEDGER_VERIFY: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
+}
+
+# Roles that see every site's records: oversight (QA disposition, audit, administration).
+ALL_SITES_ROLES = frozenset({Role.ADMIN, Role.QA, Role.AUDITOR})
+
+
+class Principal(Protocol):
+    """What access decisions need to know of a user."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def site_id(self) -> int: ...
+
+
+def can(principal: Principal, permission: Permission) -> bool:
+    """Whether the principal's role allows the action."""
+    return Role(principal.role) in POLICY[permission]
+
+
+def sees_all_sites(principal: Principal) -> bool:
+    """Whether the principal's role reads records of every site."""
+    return Role(principal.role) in ALL_SITES_ROLES
+
+
+def can_see(principal: Principal, site_ids: Iterable[int | None]) -> bool:
+    """Whether a record touching these sites is visible to the principal.
+
+    A record no site owns (global master data) is visible to everyone.
+    """
+    if sees_all_sites(principal):
+        return True
+    ids = {site_id for site_id in site_ids if site_id is not None}
+    return not ids or principal.site_id in ids
+
+
+def roles_allowed(permission: Permission) -> frozenset[Role]:
+    """The roles the policy grants this permission."""
+    return POLICY[permission]

@@ -1,0 +1,321 @@
+"""Sites, users, passwords, sign-in and bearer tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lots.access import Role
+from lots.audit import record_change
+from lots.base import utcnow
+from lots.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    InvalidValueError,
+    NotFoundError,
+    TooManyAttemptsError,
+)
+from lots.models import ApiToken, LoginAttempt, Site, SiteKind, User
+
+TOKEN_PREFIX = "ct_"
+# A hash of a password nobody has, so an unknown username costs as much as a wrong password.
+_UNKNOWN_USER_PASSWORD = "celltrail-no-such-user"  # noqa: S105 - not a credential
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How many failures, per username and per address, lock sign-in for how long."""
+
+    max_failures_per_user: int = 5
+    max_failures_per_address: int = 20
+    window: dt.timedelta = dt.timedelta(minutes=15)
+
+
+def password_hasher(profile: str = "default") -> PasswordHasher:
+    """The argon2id hasher; `cheapest` exists for test suites only."""
+    if profile == "cheapest":
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=Type.ID)
+    return PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+
+def create_site(
+    session: Session,
+    *,
+    actor: str,
+    code: str,
+    name: str,
+    kind: str,
+    gln: str | None = None,
+) -> Site:
+    """Register a site."""
+    if kind not in set(SiteKind):
+        raise InvalidValueError("kind", f"{kind!r} is not a site kind.")
+    if session.scalar(select(Site.id).where(Site.code == code)) is not None:
+        raise AlreadyExistsError("site", code)
+    if gln is not None and session.scalar(select(Site.id).where(Site.gln == gln)) is not None:
+        raise AlreadyExistsError("site with GLN", gln)
+    site = Site(code=code, name=name, kind=kind, gln=gln)
+    session.add(site)
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        action="site.created",
+        entity_type="site",
+        entity_key=code,
+        old=None,
+        new={"code": code, "name": name, "kind": kind, "gln": gln},
+    )
+    return site
+
+
+def get_site(session: Session, code: str) -> Site:
+    """The site with this code."""
+    site = session.scalar(select(Site).where(Site.code == code))
+    if site is None:
+        raise NotFoundError("site", code)
+    return site
+
+
+def create_user(
+    session: Session,
+    hasher: PasswordHasher,
+    *,
+    actor: str,
+    username: str,
+    full_name: str,
+    role: str,
+    site_code: str,
+    password: str,
+    unblinded: bool = False,
+) -> User:
+    """Create a user at a site with a role; the password is stored as an argon2id hash."""
+    if role not in set(Role):
+        raise InvalidValueError("role", f"{role!r} is not a role.")
+    _check_password(password)
+    site = get_site(session, site_code)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AlreadyExistsError("user", username)
+    user = User(
+        username=username,
+        full_name=full_name,
+        role=role,
+        site=site,
+        unblinded=unblinded,
+        password_hash=hasher.hash(password),
+    )
+    session.add(user)
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        action="user.created",
+        entity_type="user",
+        entity_key=username,
+        old=None,
+        new=user_snapshot(user),
+    )
+    return user
+
+
+def update_user(
+    session: Session,
+    *,
+    actor: str,
+    username: str,
+    full_name: str | None = None,
+    role: str | None = None,
+    site_code: str | None = None,
+    unblinded: bool | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change a user's name, role, site, blinding or activity; the audit keeps both values."""
+    user = get_user(session, username)
+    old = user_snapshot(user)
+    if role is not None:
+        if role not in set(Role):
+            raise InvalidValueError("role", f"{role!r} is not a role.")
+        user.role = role
+    if site_code is not None:
+        user.site = get_site(session, site_code)
+    if full_name is not None:
+        user.full_name = full_name
+    if unblinded is not None:
+        user.unblinded = unblinded
+    if active is not None:
+        user.active = active
+    session.flush()
+    new = user_snapshot(user)
+    if new != old:
+        record_change(
+            session,
+            actor=actor,
+            action="user.updated",
+            entity_type="user",
+            entity_key=username,
+            old=old,
+            new=new,
+        )
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    """The user with this username."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError("user", username)
+    return user
+
+
+def user_snapshot(user: User) -> dict[str, object]:
+    """The audited fields of a user (never the password hash)."""
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "role": user.role,
+        "site": user.site.code,
+        "unblinded": user.unblinded,
+        "active": user.active,
+    }
+
+
+def authenticate(
+    session: Session,
+    hasher: PasswordHasher,
+    *,
+    username: str,
+    password: str,
+    remote_addr: str,
+    channel: str,
+    policy: LoginPolicy | None = None,
+    now: dt.datetime | None = None,
+) -> User:
+    """Check a username and password, recording the attempt; refuse while rate-limited.
+
+    The attempt row is the audit of a failed login, so callers must commit even when this
+    raises `AuthenticationError` or `TooManyAttemptsError`.
+    """
+    policy = policy or LoginPolicy()
+    now = now or utcnow()
+    def attempt(succeeded: bool) -> None:
+        session.add(
+            LoginAttempt(
+                username=username[:64],
+                remote_addr=remote_addr[:64],
+                channel=channel,
+                succeeded=succeeded,
+                at=now,
+            )
+        )
+        session.flush()
+
+    try:
+        _refuse_if_locked(session, username, remote_addr, policy, now)
+    except TooManyAttemptsError:
+        attempt(False)  # a refused attempt is audited too; the lockout holds while guessing goes on
+        raise
+    user = session.scalar(select(User).where(User.username == username))
+    ok = _password_matches(hasher, user, password)
+    attempt(ok)
+    if not ok or user is None:
+        raise AuthenticationError("The username or password is wrong.")
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    return user
+
+
+def verify_password(hasher: PasswordHasher, user: User, password: str) -> bool:
+    """Whether this is the user's password (for re-entry at a signature)."""
+    return _password_matches(hasher, user, password)
+
+
+def issue_token(
+    session: Session, user: User, *, ttl: dt.timedelta, label: str = ""
+) -> tuple[str, ApiToken]:
+    """A new bearer token for the user: the secret (shown once) and its stored record."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        token_hash=_token_digest(secret),
+        label=label,
+        expires_at=utcnow() + ttl,
+    )
+    session.add(token)
+    session.flush()
+    return secret, token
+
+
+def resolve_token(session: Session, secret: str, *, now: dt.datetime | None = None) -> ApiToken:
+    """The live token behind a bearer secret, or `AuthenticationError`."""
+    now = now or utcnow()
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(secret)))
+    if token is None or not token.user.active:
+        raise AuthenticationError("The token is not valid.")
+    if token.revoked_at is not None:
+        raise AuthenticationError("The token was revoked.")
+    if token.expires_at <= now:
+        raise AuthenticationError("The token has expired.")
+    return token
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens; revoking twice is harmless."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFoundError("token", token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    session.flush()
+    return token
+
+
+def _refuse_if_locked(
+    session: Session, username: str, remote_addr: str, policy: LoginPolicy, now: dt.datetime
+) -> None:
+    since = now - policy.window
+    failures = select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
+        LoginAttempt.succeeded.is_(False), LoginAttempt.at > since
+    )
+    for condition, limit in (
+        (LoginAttempt.username == username, policy.max_failures_per_user),
+        (LoginAttempt.remote_addr == remote_addr, policy.max_failures_per_address),
+    ):
+        count, oldest = session.execute(failures.where(condition)).one()
+        if count >= limit:
+            retry = (oldest + policy.window - now).total_seconds()
+            raise TooManyAttemptsError(retry_after_seconds=max(1, int(retry) + 1))
+
+
+def _password_matches(hasher: PasswordHasher, user: User | None, password: str) -> bool:
+    stored = user.password_hash if user is not None and user.active else None
+    try:
+        if stored is None:
+            hasher.verify(_decoy_hash(hasher.time_cost, hasher.memory_cost, hasher.parallelism),
+                          password)
+            return False
+        return hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def _decoy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
+    decoy = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    return decoy.hash(_UNKNOWN_USER_PASSWORD)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 12:
+        raise InvalidValueError("password", "A password needs at least 12 characters.")
+
+
+def _token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,69 @@
+"""Domain errors: each carries its facts as attributes and reads as a sentence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A request the domain refuses; the web layer maps each subclass to one status."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, detail: str, **facts: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.facts = facts
+
+
+class NotFoundError(DomainError):
+    """An object that does not exist, or that the user may not see."""
+
+    status = 404
+    title = "Not found"
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"No {kind} {key!s} was found.", kind=kind, key=str(key))
+
+
+class AlreadyExistsError(DomainError):
+    """A unique identifier already taken."""
+
+    status = 409
+    title = "Already exists"
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"A {kind} {key!s} already exists.", kind=kind, key=str(key))
+
+
+class InvalidValueError(DomainError):
+    """A value the domain rules refuse, with the field it belongs to."""
+
+    status = 422
+    title = "Invalid value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+class AuthenticationError(DomainError):
+    """Wrong username or password, an unknown, expired or revoked token."""
+
+    status = 401
+    title = "Not authenticated"
+
+
+class TooManyAttemptsError(DomainError):
+    """Too many failed logins in the window: try again later."""
+
+    status = 429
+    title = "Too many failed logins"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "Too many failed logins. Wait before trying again.",
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.retry_after_seconds = retry_after_seconds

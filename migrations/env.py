@@ -1,0 +1,40 @@
+"""Alembic environment: one metadata, on SQLite or PostgreSQL, by URL or handed connection."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+import app.writes  # noqa: F401 - registers the idempotency table
+import custody.models  # noqa: F401 - registers the ledger tables
+import lots.models  # noqa: F401 - registers the master-data tables
+from app.db import make_engine
+from lots.base import Base
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Migrate on the connection the caller handed in, or on a new one to the URL."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as connection:
+        _run(connection)
+    engine.dispose()
+
+
+run_migrations_online()
