@@ -57,8 +57,10 @@ def current_user() -> User | None:
         user, g.auth_via, g.token_id = token.user, "token", token.id
     elif "user_id" in session:
         candidate = get_session().get(User, session["user_id"])
-        if candidate is not None and candidate.active and (
-            session.get("auth_stamp") == _auth_stamp(candidate)
+        if (
+            candidate is not None
+            and candidate.active
+            and (session.get("auth_stamp") == _auth_stamp(candidate))
         ):
             user, g.auth_via = candidate, "session"
         else:

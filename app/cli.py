@@ -62,7 +62,7 @@ def demo_load(if_empty: bool) -> None:
 @click.option("--site", "site_code", required=True, help="Site code.")
 @click.option("--unblinded", is_flag=True)
 @click.password_option(help="At least 12 characters.")
-def users_create(
+def users_create(  # noqa: PLR0917 - click passes each option positionally
     username: str, full_name: str, role: str, site_code: str, unblinded: bool, password: str
 ) -> None:
     """Create a user."""
@@ -92,14 +92,22 @@ def ledger_verify(as_json: bool) -> None:
         report = verify_ledger(session, trusted_keys())
     broken = report.first_break
     if as_json:
-        click.echo(json.dumps({
-            "intact": report.intact, "events": report.events, "chains": report.chains,
-            "checkpoints": report.checkpoints,
-            "first_break": None if broken is None else broken.__dict__,
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "intact": report.intact,
+                    "events": report.events,
+                    "chains": report.chains,
+                    "checkpoints": report.checkpoints,
+                    "first_break": None if broken is None else broken.__dict__,
+                }
+            )
+        )
     elif broken is None:
-        click.echo(f"Ledger intact: {report.events} events in {report.chains} chains, "
-                   f"{report.checkpoints} checkpoints verified.")
+        click.echo(
+            f"Ledger intact: {report.events} events in {report.chains} chains, "
+            f"{report.checkpoints} checkpoints verified."
+        )
     else:
         where = f"event {broken.seq} of {broken.chain}" if broken.seq else broken.chain
         click.echo(f"Ledger BROKEN at {where} (id {broken.event_id}): {broken.reason}.")
@@ -144,5 +152,8 @@ def main() -> None:
     """Entry point of the `celltrail` console script."""
     from app import create_app  # noqa: PLC0415 - the factory imports this module
 
-    FlaskGroup(create_app=create_app, add_default_commands=True,
-               help="celltrail: batch release and chain of custody.")()
+    FlaskGroup(
+        create_app=create_app,
+        add_default_commands=True,
+        help="celltrail: batch release and chain of custody.",
+    )()

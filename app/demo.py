@@ -25,21 +25,50 @@ def _gs1(body: str) -> str:
 # GS1 prefix 950 is the GS1 Global Office's, used for examples: these never clash with a
 # real company's numbers.
 SITES = [
-    ("XSM-SZ", "XellSmart Biopharmaceutical, Suzhou (manufacturing)", "manufacturer", "950600010001"),
+    (
+        "XSM-SZ",
+        "XellSmart Biopharmaceutical, Suzhou (manufacturing)",
+        "manufacturer",
+        "950600010001",
+    ),
     ("XSM-QC", "XellSmart QC laboratory, Suzhou", "qc_lab", "950600010002"),
-    ("AMU-CTC", "Army Medical University Cell Therapy Centre, Chongqing", "manufacturer",
-     "950600010003"),
+    (
+        "AMU-CTC",
+        "Army Medical University Cell Therapy Centre, Chongqing",
+        "manufacturer",
+        "950600010003",
+    ),
     ("CRYO-GZ", "CryoLink Couriers depot, Guangzhou", "courier_depot", "950600010004"),
-    ("SYSU3-PH", "Third Affiliated Hospital of Sun Yat-sen University, pharmacy",
-     "hospital_pharmacy", "950600010005"),
-    ("SYSU3-SPINE", "Third Affiliated Hospital of Sun Yat-sen University, spine surgery ward",
-     "ward", "950600010006"),
-    ("DMU1-PH", "First Affiliated Hospital of Dalian Medical University, pharmacy",
-     "hospital_pharmacy", "950600010007"),
-    ("AMU-SW-PH", "Southwest Hospital, Army Medical University, pharmacy", "hospital_pharmacy",
-     "950600010008"),
-    ("AMU-SW-ICU", "Southwest Hospital, Army Medical University, intensive care unit", "ward",
-     "950600010009"),
+    (
+        "SYSU3-PH",
+        "Third Affiliated Hospital of Sun Yat-sen University, pharmacy",
+        "hospital_pharmacy",
+        "950600010005",
+    ),
+    (
+        "SYSU3-SPINE",
+        "Third Affiliated Hospital of Sun Yat-sen University, spine surgery ward",
+        "ward",
+        "950600010006",
+    ),
+    (
+        "DMU1-PH",
+        "First Affiliated Hospital of Dalian Medical University, pharmacy",
+        "hospital_pharmacy",
+        "950600010007",
+    ),
+    (
+        "AMU-SW-PH",
+        "Southwest Hospital, Army Medical University, pharmacy",
+        "hospital_pharmacy",
+        "950600010008",
+    ),
+    (
+        "AMU-SW-ICU",
+        "Southwest Hospital, Army Medical University, intensive care unit",
+        "ward",
+        "950600010009",
+    ),
 ]
 
 
@@ -73,10 +102,18 @@ USERS = [
 ]
 
 
-def _line(test: str, method: str, criterion: str, unit: str | None = None, **limits: Any) -> dict[str, Any]:
+def _line(
+    test: str, method: str, criterion: str, unit: str | None = None, **limits: Any
+) -> dict[str, Any]:
     line: dict[str, Any] = {
-        "test": test, "method": method, "criterion": criterion, "unit": unit,
-        "lower": None, "upper": None, "lower_inclusive": True, "upper_inclusive": True,
+        "test": test,
+        "method": method,
+        "criterion": criterion,
+        "unit": unit,
+        "lower": None,
+        "upper": None,
+        "lower_inclusive": True,
+        "upper_inclusive": True,
         "expected": None,
     }
     for key, value in limits.items():
@@ -84,27 +121,44 @@ def _line(test: str, method: str, criterion: str, unit: str | None = None, **lim
     return line
 
 
-STERILITY = _line("Sterility", "Ph. Eur. 2.6.27 / USP <71> (BacT/ALERT)", "pass_fail",
-                  expected="No growth")
+STERILITY = _line(
+    "Sterility", "Ph. Eur. 2.6.27 / USP <71> (BacT/ALERT)", "pass_fail", expected="No growth"
+)
 MYCOPLASMA = _line("Mycoplasma", "Ph. Eur. 2.6.7 (qPCR)", "pass_fail", expected="Not detected")
 ISCT_PANEL = [
-    *(_line(f"{marker} positive", "Flow cytometry", "range", "%", lower=95)
-      for marker in ("CD73", "CD90", "CD105")),
-    *(_line(f"{marker} positive", "Flow cytometry", "range", "%", upper=2)
-      for marker in ("CD34", "CD45", "CD14", "CD19", "HLA-DR")),
+    *(
+        _line(f"{marker} positive", "Flow cytometry", "range", "%", lower=95)
+        for marker in ("CD73", "CD90", "CD105")
+    ),
+    *(
+        _line(f"{marker} positive", "Flow cytometry", "range", "%", upper=2)
+        for marker in ("CD34", "CD45", "CD14", "CD19", "HLA-DR")
+    ),
 ]
 MSC_COMMON = [
     STERILITY,
     MYCOPLASMA,
     # Intravenous endotoxin limit: 5 EU/kg body weight per hour.
-    _line("Bacterial endotoxin", "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)", "range", "EU/kg",
-          upper=5),
+    _line(
+        "Bacterial endotoxin",
+        "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)",
+        "range",
+        "EU/kg",
+        upper=5,
+    ),
     _line("Viability", "7-AAD flow cytometry", "range", "%", lower=80),
-    _line("Viable cells per dose", "Automated cell count (NucleoCounter)", "range", "10^6 cells",
-          lower=90, upper=110),
+    _line(
+        "Viable cells per dose",
+        "Automated cell count (NucleoCounter)",
+        "range",
+        "10^6 cells",
+        lower=90,
+        upper=110,
+    ),
     *ISCT_PANEL,
-    _line("Potency: T-cell proliferation suppression", "MLR co-culture, CFSE", "range", "%",
-          lower=30),
+    _line(
+        "Potency: T-cell proliferation suppression", "MLR co-culture, CFSE", "range", "%", lower=30
+    ),
 ]
 
 PRODUCTS: list[dict[str, Any]] = [
@@ -114,25 +168,46 @@ PRODUCTS: list[dict[str, Any]] = [
         "version": {
             "name": "XS228 Cell Injection (iPSC-derived spinal neural progenitor cells)",
             "cell_type": "Subtype-specific spinal neural progenitor cells from iPSC",
-            "origin": "allogeneic", "route": "intrathecal",
-            "dose": "Intrathecal injection per protocol cohort (days 1, 15, 29, 43 in some cohorts)",
-            "cells_per_dose": 10_000_000, "storage_limit_c": Decimal("-150"),
+            "origin": "allogeneic",
+            "route": "intrathecal",
+            "dose": "Intrathecal injection per cohort (days 1, 15, 29, 43 in some cohorts)",
+            "cells_per_dose": 10_000_000,
+            "storage_limit_c": Decimal("-150"),
             "storage_condition": "Vapour phase of liquid nitrogen, at or below -150 °C",
-            "shelf_life_days": 365, "post_thaw_window_minutes": 120, "max_passage": 50,
+            "shelf_life_days": 365,
+            "post_thaw_window_minutes": 120,
+            "max_passage": 50,
         },
         "specification": [
             STERILITY,
             MYCOPLASMA,
             # Intrathecal endotoxin limit: 0.2 EU/kg body weight.
-            _line("Bacterial endotoxin", "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)", "range",
-                  "EU/kg", upper=0.2),
+            _line(
+                "Bacterial endotoxin",
+                "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)",
+                "range",
+                "EU/kg",
+                upper=0.2,
+            ),
             _line("Viability", "AO/PI fluorescence count", "range", "%", lower=70),
-            _line("Viable cells per vial", "AO/PI fluorescence count", "range", "10^6 cells",
-                  lower=9, upper=11),
+            _line(
+                "Viable cells per vial",
+                "AO/PI fluorescence count",
+                "range",
+                "10^6 cells",
+                lower=9,
+                upper=11,
+            ),
             _line("Identity: SOX2 positive", "Flow cytometry", "range", "%", lower=80),
             _line("Identity: HOXB4 positive (spinal)", "Flow cytometry", "range", "%", lower=50),
-            _line("Residual undifferentiated cells (TRA-1-60 positive)", "Flow cytometry", "range",
-                  "%", upper=1, upper_inclusive=False),
+            _line(
+                "Residual undifferentiated cells (TRA-1-60 positive)",
+                "Flow cytometry",
+                "range",
+                "%",
+                upper=1,
+                upper_inclusive=False,
+            ),
             _line("Karyotype", "G-banding, 20 metaphases", "equals", expected="Normal"),
         ],
     },
@@ -142,11 +217,15 @@ PRODUCTS: list[dict[str, Any]] = [
         "version": {
             "name": "Regulatory umbilical-cord MSC injection",
             "cell_type": "Umbilical cord mesenchymal stromal cells (regulatory)",
-            "origin": "allogeneic", "route": "intravenous",
-            "dose": "1×10⁸ cells per intravenous infusion", "cells_per_dose": 100_000_000,
+            "origin": "allogeneic",
+            "route": "intravenous",
+            "dose": "1×10⁸ cells per intravenous infusion",
+            "cells_per_dose": 100_000_000,
             "storage_limit_c": Decimal("-150"),
             "storage_condition": "Vapour phase of liquid nitrogen, at or below -150 °C",
-            "shelf_life_days": 730, "post_thaw_window_minutes": 180, "max_passage": None,
+            "shelf_life_days": 730,
+            "post_thaw_window_minutes": 180,
+            "max_passage": None,
         },
         "specification": MSC_COMMON,
     },
@@ -156,11 +235,15 @@ PRODUCTS: list[dict[str, Any]] = [
         "version": {
             "name": "CD83-positive MSC injection",
             "cell_type": "CD83-positive umbilical cord MSC subpopulation",
-            "origin": "allogeneic", "route": "intravenous",
-            "dose": "1×10⁸ cells per intravenous infusion", "cells_per_dose": 100_000_000,
+            "origin": "allogeneic",
+            "route": "intravenous",
+            "dose": "1×10⁸ cells per intravenous infusion",
+            "cells_per_dose": 100_000_000,
             "storage_limit_c": Decimal("-150"),
             "storage_condition": "Vapour phase of liquid nitrogen, at or below -150 °C",
-            "shelf_life_days": 730, "post_thaw_window_minutes": 180, "max_passage": None,
+            "shelf_life_days": 730,
+            "post_thaw_window_minutes": 180,
+            "max_passage": None,
         },
         "specification": [
             *MSC_COMMON,
@@ -173,17 +256,26 @@ PRODUCTS: list[dict[str, Any]] = [
         "version": {
             "name": "Control solution (sham comparator)",
             "cell_type": "None (vehicle only)",
-            "origin": "allogeneic", "route": "intravenous",
-            "dose": "Equal volume to the active infusion", "cells_per_dose": None,
+            "origin": "allogeneic",
+            "route": "intravenous",
+            "dose": "Equal volume to the active infusion",
+            "cells_per_dose": None,
             "storage_limit_c": Decimal("-150"),
             # The same storage as the active arms: nothing on a label may tell them apart.
             "storage_condition": "Vapour phase of liquid nitrogen, at or below -150 °C",
-            "shelf_life_days": 730, "post_thaw_window_minutes": 180, "max_passage": None,
+            "shelf_life_days": 730,
+            "post_thaw_window_minutes": 180,
+            "max_passage": None,
         },
         "specification": [
             STERILITY,
-            _line("Bacterial endotoxin", "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)", "range",
-                  "EU/kg", upper=5),
+            _line(
+                "Bacterial endotoxin",
+                "Ph. Eur. 2.6.14 (kinetic chromogenic LAL)",
+                "range",
+                "EU/kg",
+                upper=5,
+            ),
         ],
     },
 ]
@@ -208,8 +300,14 @@ def load(session: Session, hasher: PasswordHasher) -> list[str]:
     for user in USERS:
         if session.scalar(select(User.id).where(User.username == user.username)) is None:
             create_user(
-                session, hasher, actor=ACTOR, username=user.username, full_name=user.full_name,
-                role=user.role, site_code=user.site, password=user.password,
+                session,
+                hasher,
+                actor=ACTOR,
+                username=user.username,
+                full_name=user.full_name,
+                role=user.role,
+                site_code=user.site,
+                password=user.password,
                 unblinded=user.unblinded,
             )
             created.append(f"user {user.username}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, json, render_template, request
+from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from lots.errors import DomainError, TooManyAttemptsError
@@ -30,10 +30,9 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    response = Response(
+    return Response(
         json.dumps(body), status=status, mimetype="application/problem+json", headers=headers
     )
-    return response
 
 
 def init_app(app: Flask) -> None:
@@ -54,8 +53,9 @@ def _domain_error(error: DomainError) -> Response | tuple[str, int]:
     field = error.facts.get("field")
     errors = {field: [error.detail]} if isinstance(field, str) else None
     if _wants_page():
-        return render_template("error.html", status=error.status, title=error.title,
-                               detail=error.detail), error.status
+        return render_template(
+            "error.html", status=error.status, title=error.title, detail=error.detail
+        ), error.status
     return problem(
         error.status,
         error.title,

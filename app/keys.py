@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import Flask, current_app
 
 from custody.checkpoints import key_id, load_private_key, load_public_key
 from custody.errors import CheckpointKeyMissingError

@@ -22,6 +22,8 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     return config
 
 
-def upgrade(url: str | None = None, connection: Connection | None = None, revision: str = "head") -> None:
+def upgrade(
+    url: str | None = None, connection: Connection | None = None, revision: str = "head"
+) -> None:
     """Apply every migration up to `revision`."""
     command.upgrade(alembic_config(url, connection), revision)

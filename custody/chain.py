@@ -31,7 +31,18 @@ import rfc8785
 
 FORMAT_VERSION: Final = 1
 BODY_MEMBERS: Final = frozenset(
-    {"format", "chain", "seq", "prev", "type", "occurred_at", "recorded_at", "actor", "site", "payload"}
+    {
+        "format",
+        "chain",
+        "seq",
+        "prev",
+        "type",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "site",
+        "payload",
+    }
 )
 
 
@@ -168,7 +179,9 @@ class ChainVerifier:
             seen = self.heads.get(chain)
             recorded = recorded_heads.get(chain)
             if recorded is None:
-                return Break(chain, seen[0] if seen else None, None, "a chain with no recorded head")
+                return Break(
+                    chain, seen[0] if seen else None, None, "a chain with no recorded head"
+                )
             if seen is None or seen != recorded:
                 last = seen[0] if seen else 0
                 return Break(

@@ -12,6 +12,4 @@ class CheckpointKeyMissingError(DomainError):
     title = "Checkpoint key not configured"
 
     def __init__(self) -> None:
-        super().__init__(
-            "No checkpoint signing key is configured; set CELLTRAIL_CHECKPOINT_KEY."
-        )
+        super().__init__("No checkpoint signing key is configured; set CELLTRAIL_CHECKPOINT_KEY.")

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from custody.chain import Actor, Break, ChainVerifier, build_body, format_time, link
-from custody.checkpoints import CheckpointClaim, RootBuilder, signature_is_valid, sign
+from custody.checkpoints import CheckpointClaim, RootBuilder, sign, signature_is_valid
 from custody.models import ChainHead, CustodyEvent, LedgerCheckpoint
 from lots.base import utcnow
 from lots.models import Site, User
@@ -169,7 +169,10 @@ def create_checkpoint(session: Session, private_key: Ed25519PrivateKey) -> Ledge
         root.add(event_hash)
     now = utcnow()
     claim = CheckpointClaim(
-        upto_event_id=upto, event_count=root.count, root=root.hexdigest(), created_at=format_time(now)
+        upto_event_id=upto,
+        event_count=root.count,
+        root=root.hexdigest(),
+        created_at=format_time(now),
     )
     signer, signature = sign(claim, private_key)
     checkpoint = LedgerCheckpoint(
@@ -230,7 +233,7 @@ def _check_checkpoint(
     return None
 
 
-def _stream_events(session: Session) -> Iterator[Row[Any]]:
+def _stream_events(session: Session) -> Iterator[Any]:
     query = (
         select(
             CustodyEvent.id,
@@ -255,7 +258,9 @@ def _lock_heads(session: Session, chains: list[str]) -> dict[str, ChainHead]:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
         insert(ChainHead)
-        .values([{"chain": chain, "seq": 0, "hash": None, "updated_at": utcnow()} for chain in chains])
+        .values(
+            [{"chain": chain, "seq": 0, "hash": None, "updated_at": utcnow()} for chain in chains]
+        )
         .on_conflict_do_nothing(index_elements=["chain"])
     )
     locked = session.scalars(

@@ -25,7 +25,7 @@ from lots.errors import (
 )
 from lots.models import ApiToken, LoginAttempt, Site, SiteKind, User
 
-TOKEN_PREFIX = "ct_"
+TOKEN_PREFIX = "ct_"  # noqa: S105 - a visible prefix, so leaked tokens are recognisable
 # A hash of a password nobody has, so an unknown username costs as much as a wrong password.
 _UNKNOWN_USER_PASSWORD = "celltrail-no-such-user"  # noqa: S105 - not a credential
 
@@ -205,6 +205,7 @@ def authenticate(
     """
     policy = policy or LoginPolicy()
     now = now or utcnow()
+
     def attempt(succeeded: bool) -> None:
         session.add(
             LoginAttempt(
@@ -298,8 +299,9 @@ def _password_matches(hasher: PasswordHasher, user: User | None, password: str) 
     stored = user.password_hash if user is not None and user.active else None
     try:
         if stored is None:
-            hasher.verify(_decoy_hash(hasher.time_cost, hasher.memory_cost, hasher.parallelism),
-                          password)
+            hasher.verify(
+                _decoy_hash(hasher.time_cost, hasher.memory_cost, hasher.parallelism), password
+            )
             return False
         return hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

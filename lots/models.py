@@ -174,7 +174,7 @@ class Criterion(enum.StrEnum):
 
     RANGE = "range"  # numeric, with an optional lower and/or upper limit, each (ex|in)clusive
     EQUALS = "equals"  # the result must read exactly `expected`
-    PASS_FAIL = "pass_fail"  # the result is pass or fail; pass conforms
+    PASS_FAIL = "pass_fail"  # noqa: S105 - a criterion, not a password  # the result is pass or fail; pass conforms
     REPORT_ONLY = "report_only"  # recorded, never judged
 
 

@@ -60,7 +60,15 @@ def create_product(
     product = Product(code=code, gtin=gtin)
     session.add(product)
     session.flush()
-    first = _add_version(session, product, 1, version, specification, actor, change_reason)
+    first = _add_version(
+        session,
+        product=product,
+        number=1,
+        fields=version,
+        specification=specification,
+        actor=actor,
+        change_reason=change_reason,
+    )
     record_change(
         session,
         actor=actor,
@@ -86,7 +94,13 @@ def add_product_version(
     product = get_product(session, code, for_update=True)
     previous = product.current
     new = _add_version(
-        session, product, previous.version + 1, version, specification, actor, change_reason
+        session,
+        product=product,
+        number=previous.version + 1,
+        fields=version,
+        specification=specification,
+        actor=actor,
+        change_reason=change_reason,
     )
     record_change(
         session,
@@ -137,14 +151,14 @@ def version_snapshot(version: ProductVersion) -> dict[str, Any]:
         **{field: getattr(version, field) for field in VERSIONED_FIELDS},
         "change_reason": version.change_reason,
         "specification": [
-            {field: getattr(line, field) for field in SPEC_FIELDS}
-            for line in version.specification
+            {field: getattr(line, field) for field in SPEC_FIELDS} for line in version.specification
         ],
     }
 
 
 def _add_version(
     session: Session,
+    *,
     product: Product,
     number: int,
     fields: Mapping[str, Any],
@@ -175,8 +189,12 @@ def _add_version(
         for position, line in enumerate(specification, start=1)
     ]
     for line in version.specification:
-        line.lower_inclusive = bool(line.lower_inclusive if line.lower_inclusive is not None else True)
-        line.upper_inclusive = bool(line.upper_inclusive if line.upper_inclusive is not None else True)
+        line.lower_inclusive = bool(
+            line.lower_inclusive if line.lower_inclusive is not None else True
+        )
+        line.upper_inclusive = bool(
+            line.upper_inclusive if line.upper_inclusive is not None else True
+        )
     session.add(version)
     session.flush()
     return version

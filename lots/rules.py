@@ -49,7 +49,7 @@ def specification_problems(line: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def describe_criterion(line: Mapping[str, Any]) -> str:
+def describe_criterion(line: Mapping[str, Any]) -> str:  # noqa: PLR0911 - one per notation
     """The acceptance criterion as a QA person writes it: '≥ 95 %', '< 0.5 EU/mL', 'Pass'."""
     criterion = line["criterion"]
     unit = line.get("unit") or ""
@@ -64,9 +64,9 @@ def describe_criterion(line: Mapping[str, Any]) -> str:
     high = "<=" if line.get("upper_inclusive", True) else "<"
     symbols = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
     if lower is not None and upper is not None:
-        return f"{_num(lower)} – {_num(upper)} {unit}".rstrip() if (
-            line.get("lower_inclusive", True) and line.get("upper_inclusive", True)
-        ) else f"{symbols[low]} {_num(lower)} and {symbols[high]} {_num(upper)} {unit}".rstrip()
+        if line.get("lower_inclusive", True) and line.get("upper_inclusive", True):
+            return f"{_num(lower)} – {_num(upper)} {unit}".rstrip()
+        return f"{symbols[low]} {_num(lower)} and {symbols[high]} {_num(upper)} {unit}".rstrip()
     if lower is not None:
         return f"{symbols[low]} {_num(lower)} {unit}".rstrip()
     return f"{symbols[high]} {_num(upper)} {unit}".rstrip()
@@ -75,5 +75,4 @@ def describe_criterion(line: Mapping[str, Any]) -> str:
 def _num(value: Decimal | None) -> str:
     if value is None:
         return ""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")

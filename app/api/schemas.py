@@ -11,7 +11,9 @@ from lots.access import Role
 from lots.models import Criterion, SiteKind, SpecificationLine
 from lots.rules import describe_criterion
 
-CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Use letters, digits, '.', '_' or '-'.")
+CODE = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Use letters, digits, '.', '_' or '-'."
+)
 
 
 class StrictSchema(Schema):
@@ -53,7 +55,9 @@ class SiteSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     kind = fields.String(required=True, validate=validate.OneOf([kind.value for kind in SiteKind]))
     gln = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{13}$", error="13 digits.")
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^\d{13}$", error="13 digits."),
     )
 
 
@@ -113,20 +117,32 @@ class ProductVersionFieldsSchema(StrictSchema):
     origin = fields.String(required=True, validate=validate.OneOf(["allogeneic", "autologous"]))
     route = fields.String(
         required=True,
-        validate=validate.OneOf(["intrathecal", "intravenous", "intramuscular", "subcutaneous",
-                                 "intraarticular", "topical"]),
+        validate=validate.OneOf(
+            [
+                "intrathecal",
+                "intravenous",
+                "intramuscular",
+                "subcutaneous",
+                "intraarticular",
+                "topical",
+            ]
+        ),
     )
     dose = fields.String(required=True, validate=validate.Length(1, 200))
     cells_per_dose = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(1, 10**15)
     )
-    storage_limit_c = fields.Decimal(required=True, as_string=True, validate=validate.Range(-273, 60))
+    storage_limit_c = fields.Decimal(
+        required=True, as_string=True, validate=validate.Range(-273, 60)
+    )
     storage_condition = fields.String(required=True, validate=validate.Length(1, 200))
     shelf_life_days = fields.Integer(required=True, validate=validate.Range(1, 36500))
     post_thaw_window_minutes = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(1, 7 * 24 * 60)
     )
-    max_passage = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 1000))
+    max_passage = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(1, 1000)
+    )
     specification = fields.List(
         fields.Nested(SpecificationLineSchema), required=True, validate=validate.Length(1, 100)
     )
@@ -135,7 +151,8 @@ class ProductVersionFieldsSchema(StrictSchema):
 class ProductCreateSchema(ProductVersionFieldsSchema):
     code = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
     gtin = fields.String(
-        required=True, validate=validate.Regexp(r"^(\d{8}|\d{12,14})$", error="8, 12, 13 or 14 digits.")
+        required=True,
+        validate=validate.Regexp(r"^(\d{8}|\d{12,14})$", error="8, 12, 13 or 14 digits."),
     )
 
 

@@ -32,16 +32,25 @@ from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
 from lots.rules import describe_criterion
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
 
 # What each role finds on its home page, in the order it needs them.
 TILES: list[tuple[Permission, str, str, str]] = [
-    (Permission.PRODUCTS_WRITE, "web.products", "Products and specifications",
-     "Create products and new specification versions."),
+    (
+        Permission.PRODUCTS_WRITE,
+        "web.products",
+        "Products and specifications",
+        "Create products and new specification versions.",
+    ),
     (Permission.PRODUCTS_READ, "web.products", "Products", "Release specifications in force."),
-    (Permission.LEDGER_VERIFY, "web.ledger", "Ledger verification",
-     "Recompute every chain and check the signed checkpoints."),
+    (
+        Permission.LEDGER_VERIFY,
+        "web.ledger",
+        "Ledger verification",
+        "Recompute every chain and check the signed checkpoints.",
+    ),
     (Permission.AUDIT_READ, "web.audit", "Audit trail", "Changes to master data and users."),
     (Permission.USERS_READ, "web.users", "Users", "People, roles, sites and blinding."),
 ]
@@ -95,12 +104,21 @@ def login_submit() -> Any:
     try:
         form = LoginForm().load(request.form.to_dict())
     except ValidationError:
-        return render_template("login.html", error="Enter your username and password.",
-                               username=request.form.get("username", "")), 400
+        return render_template(
+            "login.html",
+            error="Enter your username and password.",
+            username=request.form.get("username", ""),
+        ), 400
     db = get_session()
     try:
-        user = authenticate(db, hasher(), username=form["username"], password=form["password"],
-                            remote_addr=request.remote_addr or "unknown", channel="web")
+        user = authenticate(
+            db,
+            hasher(),
+            username=form["username"],
+            password=form["password"],
+            remote_addr=request.remote_addr or "unknown",
+            channel="web",
+        )
     except (AuthenticationError, TooManyAttemptsError) as error:
         db.commit()
         status = 429 if isinstance(error, TooManyAttemptsError) else 401
@@ -157,8 +175,13 @@ def product(user: User, code: str) -> str:
     found = get_product(get_session(), code)
     selected = request.args.get("version", type=int) or found.current.version
     version = next((v for v in found.versions if v.version == selected), found.current)
-    return render_template("product.html", user=user, product=found, version=version,
-                           describe=lambda line: describe_criterion(line.__dict__))
+    return render_template(
+        "product.html",
+        user=user,
+        product=found,
+        version=version,
+        describe=lambda line: describe_criterion(line.__dict__),
+    )
 
 
 @bp.get("/ledger")

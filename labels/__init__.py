@@ -1,0 +1,1 @@
+"""QR payloads and label rendering (GS1 Digital Link, SSCC, GSRN): built in the labels issue."""

@@ -1,0 +1,149 @@
+"""Test wiring: a migrated database (SQLite, or PostgreSQL via CELLTRAIL_TEST_DATABASE_URL)
+with the demo data, and each test inside a transaction that is rolled back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+# A fixed checkpoint key for the suite; production keys come from the environment only.
+TEST_CHECKPOINT_KEY = "Y2VsbHRyYWlsLXRlc3QtY2hlY2twb2ludC1rZXktMzI="
+os.environ["CELLTRAIL_CHECKPOINT_KEY"] = TEST_CHECKPOINT_KEY
+os.environ.pop("DATABASE_URL", None)
+
+from app import create_app, demo  # noqa: E402
+from app.db import make_engine  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from lots.accounts import password_hasher  # noqa: E402
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "PASSWORD_HASHER": "cheapest",
+    "CHECKPOINT_KEY": TEST_CHECKPOINT_KEY,
+    "SERVER_NAME": None,
+}
+
+
+def _normalise(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A freshly migrated database holding the demo data, for the whole session."""
+    configured = os.environ.get("CELLTRAIL_TEST_DATABASE_URL")
+    if configured:
+        url = _normalise(configured)
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'celltrail-test.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session, session.begin():
+        demo.load(session, password_hasher("cheapest"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The session's engine."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def dialect(engine: Engine) -> str:
+    """'sqlite' or 'postgresql'."""
+    return engine.dialect.name
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        if transaction.is_active:
+            transaction.rollback()
+
+
+@pytest.fixture
+def app(database_url: str, connection: Connection) -> Iterator[Flask]:
+    """The app, its sessions joined to the test's rolled-back transaction."""
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+    app.extensions["celltrail.db"].sessions = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield app
+    app.extensions["celltrail.db"].engine.dispose()
+
+
+@pytest.fixture
+def committed_app(database_url: str) -> Iterator[Flask]:
+    """The app on the real database: commits stay (concurrency and browser tests)."""
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+    yield app
+    app.extensions["celltrail.db"].engine.dispose()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A session in the test's transaction."""
+    with app.app_context():
+        session = app.extensions["celltrail.db"].sessions()
+        yield session
+        session.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A runner for the `celltrail` commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def auth_headers(client: FlaskClient) -> Callable[[str], dict[str, str]]:
+    """Bearer headers for a demo user, by username (the demo users exist in every test)."""
+    cache: dict[str, dict[str, str]] = {}
+
+    def headers(username: str) -> dict[str, str]:
+        if username not in cache:
+            user = next(user for user in demo.USERS if user.username == username)
+            response = client.post(
+                "/api/v1/auth/tokens", json={"username": username, "password": user.password}
+            )
+            assert response.status_code == 201, response.json
+            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
+        return cache[username]
+
+    return headers
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, if installed."""
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).exists():
+            return candidate
+    return None
