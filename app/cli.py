@@ -9,7 +9,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy.orm import Session
 
 from app import demo
@@ -22,10 +22,10 @@ from lots.access import Role
 from lots.accounts import create_user, password_hasher
 from lots.errors import DomainError
 
-db_cli = click.Group("db", help="The database schema.")
-demo_cli = click.Group("demo", help="Demo data from the trial documents.")
-users_cli = click.Group("users", help="User accounts.")
-ledger_cli = click.Group("ledger", help="The custody ledger.")
+db_cli = AppGroup("db", help="The database schema.")
+demo_cli = AppGroup("demo", help="Demo data from the trial documents.")
+users_cli = AppGroup("users", help="User accounts.")
+ledger_cli = AppGroup("ledger", help="The custody ledger.")
 
 
 def _session() -> Session:
@@ -124,11 +124,9 @@ def ledger_checkpoint() -> None:
         raise click.ClickException(error.detail) from error
     with _session() as session:
         with session.begin():
-            settle_ledger(session)
-            upto = None
+            upto = settle_ledger(session)
         with session.begin():
-            checkpoint = create_checkpoint(session, key)
-            upto = checkpoint.upto_event_id
+            checkpoint = create_checkpoint(session, key, upto=upto)
             count, key_name = checkpoint.event_count, checkpoint.key_id
     click.echo(f"Checkpoint signed by key {key_name}: {count} events up to id {upto}.")
 

@@ -154,13 +154,16 @@ def verify_ledger(
     return _finish(report, verifier)
 
 
-def create_checkpoint(session: Session, private_key: Ed25519PrivateKey) -> LedgerCheckpoint:
-    """Sign the ledger as it stands; the caller commits.
+def create_checkpoint(
+    session: Session, private_key: Ed25519PrivateKey, *, upto: int | None = None
+) -> LedgerCheckpoint:
+    """Sign the ledger up to event id `upto` (default: the newest); the caller commits.
 
-    On PostgreSQL the caller must first have run `settle_ledger` in a transaction of its
-    own, so no event below the checkpoint can still be uncommitted.
+    With concurrent writers, take `upto` from `settle_ledger` in a transaction of its own
+    first, so that no event at or below it can still be uncommitted.
     """
-    upto = session.scalar(select(func.max(CustodyEvent.id))) or 0
+    if upto is None:
+        upto = session.scalar(select(func.max(CustodyEvent.id))) or 0
     hashes = session.scalars(
         select(CustodyEvent.hash).where(CustodyEvent.id <= upto).order_by(CustodyEvent.id)
     )
@@ -188,15 +191,16 @@ def create_checkpoint(session: Session, private_key: Ed25519PrivateKey) -> Ledge
     return checkpoint
 
 
-def settle_ledger(session: Session) -> None:
-    """Wait until every event already being written has committed (PostgreSQL).
+def settle_ledger(session: Session) -> int:
+    """The newest event id below which every event has committed.
 
-    A SHARE lock conflicts with INSERT: taking it waits for writers in flight, and new
-    writers wait until this transaction ends. Ids are allocated on insert, so after this
-    every id below the current maximum is committed.
+    On PostgreSQL a SHARE lock conflicts with INSERT: taking it waits for the writers in
+    flight, and ids are allocated on insert, so once it is held every id up to the maximum
+    is committed; writers after it get higher ids. SQLite has one writer at a time anyway.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE custody_events IN SHARE MODE"))
+    return session.scalar(select(func.max(CustodyEvent.id))) or 0
 
 
 def _finish(report: VerificationReport, verifier: ChainVerifier) -> VerificationReport:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 # A fixed checkpoint key for the suite; production keys come from the environment only.
@@ -39,16 +39,24 @@ def _normalise(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A freshly migrated database holding the demo data, for the whole session."""
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database holding the demo data, for the whole session.
+
+    On PostgreSQL each run gets a schema of its own in the configured database, so two runs
+    on one server (a developer's and CI's, say) never drop each other's tables.
+    """
     configured = os.environ.get("CELLTRAIL_TEST_DATABASE_URL")
+    schema = None
     if configured:
-        url = _normalise(configured)
-        engine = make_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        schema = f"celltrail_test_{os.getpid()}"
+        base = make_url(_normalise(configured))
+        admin = make_engine(base.render_as_string(hide_password=False))
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'celltrail-test.sqlite3'}"
     upgrade(url)
@@ -56,7 +64,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     with Session(engine) as session, session.begin():
         demo.load(session, password_hasher("cheapest"))
     engine.dispose()
-    return url
+    yield url
+    if schema is not None:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
