@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lots.models import AuditEntry
+from lots.rules import plain_decimal
 
 
 def record_change(
@@ -41,7 +42,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     if isinstance(value, Decimal):
-        return str(value)
+        return plain_decimal(value)
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return value

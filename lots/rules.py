@@ -72,7 +72,29 @@ def describe_criterion(line: Mapping[str, Any]) -> str:  # noqa: PLR0911 - one p
     return f"{symbols[high]} {_num(upper)} {unit}".rstrip()
 
 
+CRITERION_FIELDS = (
+    "test",
+    "unit",
+    "criterion",
+    "lower",
+    "lower_inclusive",
+    "upper",
+    "upper_inclusive",
+    "expected",
+)
+
+
+def describe_line(line: object) -> str:
+    """`describe_criterion` of a stored specification line."""
+    return describe_criterion({name: getattr(line, name) for name in CRITERION_FIELDS})
+
+
+def plain_decimal(value: Decimal | int) -> str:
+    """A decimal without trailing zeros or exponent: Decimal('95.000000') -> '95'."""
+    return format(Decimal(value).normalize(), "f")
+
+
 def _num(value: Decimal | None) -> str:
     if value is None:
         return ""
-    return format(value.normalize(), "f")
+    return plain_decimal(value)

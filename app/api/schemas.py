@@ -8,8 +8,8 @@ import orjson
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from lots.access import Role
-from lots.models import Criterion, SiteKind, SpecificationLine
-from lots.rules import describe_criterion
+from lots.models import Criterion, SiteKind
+from lots.rules import describe_line, plain_decimal
 
 CODE = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Use letters, digits, '.', '_' or '-'."
@@ -18,6 +18,13 @@ CODE = validate.Regexp(
 
 class StrictSchema(Schema):
     """Unknown fields are refused (marshmallow's RAISE), never silently dropped."""
+
+
+class Number(fields.Decimal):
+    """An exact decimal, read from a JSON number or string, written as a plain string."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else plain_decimal(value)
 
 
 # --- auth -------------------------------------------------------------------------------
@@ -98,17 +105,12 @@ class SpecificationLineSchema(StrictSchema):
     criterion = fields.String(
         required=True, validate=validate.OneOf([criterion.value for criterion in Criterion])
     )
-    lower = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=None)
+    lower = Number(load_default=None, allow_none=True)
     lower_inclusive = fields.Boolean(load_default=True)
-    upper = fields.Decimal(load_default=None, allow_none=True, as_string=True)
+    upper = Number(load_default=None, allow_none=True)
     upper_inclusive = fields.Boolean(load_default=True)
     expected = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
-    acceptance = fields.Method("_acceptance", dump_only=True)
-
-    def _acceptance(self, line: SpecificationLine) -> str:
-        return describe_criterion(
-            {name: getattr(line, name) for name in self.fields if name != "acceptance"}
-        )
+    acceptance = fields.Function(describe_line, dump_only=True)
 
 
 class ProductVersionFieldsSchema(StrictSchema):
@@ -132,9 +134,7 @@ class ProductVersionFieldsSchema(StrictSchema):
     cells_per_dose = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(1, 10**15)
     )
-    storage_limit_c = fields.Decimal(
-        required=True, as_string=True, validate=validate.Range(-273, 60)
-    )
+    storage_limit_c = Number(required=True, validate=validate.Range(-273, 60))
     storage_condition = fields.String(required=True, validate=validate.Length(1, 200))
     shelf_life_days = fields.Integer(required=True, validate=validate.Range(1, 36500))
     post_thaw_window_minutes = fields.Integer(
@@ -168,7 +168,7 @@ class ProductVersionSchema(Schema):
     route = fields.String()
     dose = fields.String()
     cells_per_dose = fields.Integer(allow_none=True)
-    storage_limit_c = fields.Decimal(as_string=True)
+    storage_limit_c = Number(as_string=True)
     storage_condition = fields.String()
     shelf_life_days = fields.Integer()
     post_thaw_window_minutes = fields.Integer(allow_none=True)

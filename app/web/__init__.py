@@ -30,7 +30,7 @@ from lots.accounts import authenticate
 from lots.errors import AuthenticationError, TooManyAttemptsError
 from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
-from lots.rules import describe_criterion
+from lots.rules import describe_line
 
 bp = Blueprint(
     "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
@@ -180,7 +180,7 @@ def product(user: User, code: str) -> str:
         user=user,
         product=found,
         version=version,
-        describe=lambda line: describe_criterion(line.__dict__),
+        describe=describe_line,
     )
 
 
