@@ -87,8 +87,12 @@ def write(view: Callable[..., Any]) -> Callable[..., Response]:
                 _remember(record, response)
             session.commit()
             return response
-        except BaseException:
+        except BaseException as error:
             session.rollback()
+            keep = getattr(error, "after_rollback", None)
+            if keep is not None:
+                keep(session)
+                session.commit()
             raise
 
     return wrapper

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class DomainError(Exception):
@@ -15,6 +19,9 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.facts = facts
+        # What must be kept although the request's transaction is rolled back (the audit
+        # of a refused signature, say); the web layer runs it in a transaction of its own.
+        self.after_rollback: Callable[[Session], None] | None = None
 
 
 class NotFoundError(DomainError):

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 import app.writes  # noqa: F401 - registers the idempotency table
 import custody.models  # noqa: F401 - registers the ledger tables
+import lots.batch
 import lots.models  # noqa: F401 - registers the master-data tables
 from app.db import make_engine
 from lots.base import Base

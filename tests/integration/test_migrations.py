@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 import app.writes  # noqa: F401 - registers the idempotency table on the metadata
 import custody.models  # noqa: F401
+import lots.batch
 import lots.models  # noqa: F401
 from app.db import make_engine
 from app.migrate import alembic_config
@@ -56,4 +57,4 @@ def test_migrations_upgrade_from_empty_downgrade_and_upgrade_again(empty_databas
         assert "custody_events" in inspect(connection).get_table_names()
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0001"
+    assert version == "0002"
