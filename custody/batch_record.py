@@ -216,6 +216,16 @@ def list_lots(
     return session.scalars(query).all()
 
 
+def lot_site_ids(session: Session, lot: Lot) -> set[int | None]:
+    """Sites a lot touches: where it was made, its QC lab, and wherever its vials have been."""
+    vial_sites = session.scalars(
+        select(CustodyEvent.site_id)
+        .where(CustodyEvent.chain.startswith(f"vial:{lot.number}-V"))
+        .distinct()
+    )
+    return {lot.site_id, lot.qc_site_id, *vial_sites}
+
+
 def lot_vials(session: Session, lot: Lot) -> Sequence[Vial]:
     """The lot's vials in fill order."""
     return session.scalars(select(Vial).where(Vial.lot_id == lot.id).order_by(Vial.position)).all()

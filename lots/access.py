@@ -33,6 +33,16 @@ class Permission(enum.StrEnum):
     LEDGER_READ = "ledger:read"
     LEDGER_WRITE = "ledger:write"
     LEDGER_VERIFY = "ledger:verify"
+    BANKS_READ = "banks:read"
+    BANKS_WRITE = "banks:write"
+    DONORS_DETERMINE = "donors:determine"
+    LOTS_READ = "lots:read"
+    LOTS_MANUFACTURE = "lots:manufacture"
+    DEVIATIONS_RAISE = "deviations:raise"
+    DEVIATIONS_CLOSE = "deviations:close"
+    QC_RESULTS_WRITE = "qc-results:write"
+    LOTS_RELEASE = "lots:release"
+    LOTS_RECALL = "lots:recall"
 
 
 EVERYONE = frozenset(Role)
@@ -48,6 +58,8 @@ FIELD_ROLES = frozenset(
     }
 )
 
+MANUFACTURER_ROLES = frozenset({Role.MANUFACTURING, Role.QC, Role.QA})
+
 POLICY: dict[Permission, frozenset[Role]] = {
     Permission.PRODUCTS_READ: EVERYONE,
     # QA owns release specifications; admins maintain master data.
@@ -60,6 +72,18 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.LEDGER_READ: EVERYONE,
     Permission.LEDGER_WRITE: FIELD_ROLES,
     Permission.LEDGER_VERIFY: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
+    # Banks and donors are the manufacturer's records; donors appear only by pseudonym.
+    Permission.BANKS_READ: MANUFACTURER_ROLES | {Role.ADMIN, Role.AUDITOR},
+    Permission.BANKS_WRITE: frozenset({Role.MANUFACTURING, Role.QA}),
+    Permission.DONORS_DETERMINE: frozenset({Role.QA}),
+    Permission.LOTS_READ: EVERYONE,
+    Permission.LOTS_MANUFACTURE: frozenset({Role.MANUFACTURING}),
+    Permission.DEVIATIONS_RAISE: MANUFACTURER_ROLES,
+    Permission.DEVIATIONS_CLOSE: frozenset({Role.QA}),
+    Permission.QC_RESULTS_WRITE: frozenset({Role.QC}),
+    # 21 CFR 211.22 / EU Annex 16: only the quality unit releases, rejects and recalls.
+    Permission.LOTS_RELEASE: frozenset({Role.QA}),
+    Permission.LOTS_RECALL: frozenset({Role.QA}),
 }
 
 # Roles that see every site's records: oversight (QA disposition, audit, administration).

@@ -8,9 +8,17 @@ from flask_wtf.csrf import CSRFProtect
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.wrappers import Response
 
-from app.api import auth, ledger, products, sites, users
+from app.api import auth, ledger, lots, products, sites, users
 
-BLUEPRINTS = (auth.blp, sites.blp, users.blp, products.blp, ledger.blp, ledger.audit_blp)
+BLUEPRINTS = (
+    auth.blp,
+    sites.blp,
+    users.blp,
+    products.blp,
+    lots.blp,
+    ledger.blp,
+    ledger.audit_blp,
+)
 
 
 def init_app(app: Flask, csrf: CSRFProtect) -> None:
