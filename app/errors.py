@@ -50,8 +50,7 @@ def _domain_error(error: DomainError) -> Response | tuple[str, int]:
     headers = {}
     if isinstance(error, TooManyAttemptsError):
         headers["Retry-After"] = str(error.retry_after_seconds)
-    field = error.facts.get("field")
-    errors = {field: [error.detail]} if isinstance(field, str) else None
+    errors = _field_errors(error)
     if _wants_page():
         return render_template(
             "error.html", status=error.status, title=error.title, detail=error.detail
@@ -64,6 +63,17 @@ def _domain_error(error: DomainError) -> Response | tuple[str, int]:
         errors=errors,
         headers=headers,
     )
+
+
+def _field_errors(error: DomainError) -> dict[str, list[str]] | None:
+    """A refusal about one field: its listed reasons (facts `reasons`), else the detail."""
+    field = error.facts.get("field")
+    if not isinstance(field, str):
+        return None
+    reasons = error.facts.get("reasons")
+    if isinstance(reasons, list | tuple) and reasons:
+        return {field: [str(reason) for reason in reasons]}
+    return {field: [error.detail]}
 
 
 def _http_error(error: HTTPException) -> Response | tuple[str, int]:

@@ -143,11 +143,15 @@ class ChainVerifier:
         event_type: str,
         site: str | None,
         occurred_at: str,
+        recorded_at: str,
+        actor: str | None,
         body: bytes,
     ) -> Break | None:
         """Verify one stored event against its own bytes and its predecessor.
 
-        `site` and `occurred_at` are the indexed columns, spelt as in the body.
+        `site`, `occurred_at`, `recorded_at` and `actor` (the username) are the indexed
+        columns, spelt as in the body. The actor's name and role may change later; the
+        username may not, so it is the one compared.
         """
         self.events += 1
         if digest(body) != event_hash:
@@ -158,8 +162,12 @@ class ChainVerifier:
             return Break(chain, seq, event_id, "the stored body is not JSON")
         if not isinstance(parsed, dict) or parsed.get("format") != FORMAT_VERSION:
             return Break(chain, seq, event_id, "the body is not a format-1 event")
-        indexed = (chain, seq, event_type, site, occurred_at)
-        hashed = tuple(parsed.get(name) for name in ("chain", "seq", "type", "site", "occurred_at"))
+        indexed = (chain, seq, event_type, site, occurred_at, recorded_at, actor)
+        hashed = (
+            *(parsed.get(name) for name in ("chain", "seq", "type", "site", "occurred_at")),
+            parsed.get("recorded_at"),
+            (parsed.get("actor") or {}).get("user"),
+        )
         if hashed != indexed:
             return Break(chain, seq, event_id, "the indexed columns disagree with the hashed body")
         if parsed.get("prev") != prev_hash:

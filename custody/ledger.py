@@ -134,6 +134,8 @@ def verify_ledger(
             event_type=row.event_type,
             site=row.site_code,
             occurred_at=format_time(row.occurred_at),
+            recorded_at=format_time(row.recorded_at),
+            actor=row.actor,
             body=row.body,
         )
         if report.first_break:
@@ -247,10 +249,13 @@ def _stream_events(session: Session) -> Iterator[Any]:
             CustodyEvent.hash,
             CustodyEvent.event_type,
             CustodyEvent.occurred_at,
+            CustodyEvent.recorded_at,
             CustodyEvent.body,
             Site.code.label("site_code"),
+            User.username.label("actor"),
         )
         .outerjoin(Site, Site.id == CustodyEvent.site_id)
+        .outerjoin(User, User.id == CustodyEvent.actor_user_id)
         .order_by(CustodyEvent.id)
         .execution_options(stream_results=True, yield_per=5000)
     )

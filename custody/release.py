@@ -7,6 +7,7 @@ import datetime as dt
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
@@ -35,6 +36,9 @@ from lots.qc_rules import (
     release_blockers,
 )
 from lots.signatures import sign
+
+# qc_results.numeric_value is NUMERIC(24, 8): PostgreSQL refuses 10**16 and beyond.
+NUMERIC_LIMIT = Decimal(10) ** 16
 
 
 class Decision(enum.StrEnum):
@@ -122,6 +126,8 @@ def record_result(
         judgement = judge(as_line(line), value, unit)
     except ResultRefusedError as error:
         raise InvalidValueError(error.field, str(error)) from error
+    if judgement.numeric is not None and abs(judgement.numeric) >= NUMERIC_LIMIT:
+        raise InvalidValueError("value", f"{line.test}: {value} is too large to record.")
     result = QcResult(
         lot_id=lot.id,
         line=line,

@@ -52,7 +52,7 @@ def vial_states(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
         )
         .where(ChainHead.chain.in_(list(chains)))
     )
-    types: dict[str, str] = dict(last.tuples().all())
+    types: dict[str, str] = dict(last.all())
     return {
         vial.serial: derive_state(types.get(chain), vial.lot.status)
         for chain, vial in chains.items()

@@ -116,11 +116,11 @@ def committed_app(database_url: str) -> Iterator[Flask]:
 
 @pytest.fixture
 def session(app: Flask) -> Iterator[Session]:
-    """A session in the test's transaction."""
-    with app.app_context():
-        session = app.extensions["celltrail.db"].sessions()
-        yield session
-        session.close()
+    """A session in the test's transaction (no app context: requests made by the test get
+    their own, as in production)."""
+    session = app.extensions["celltrail.db"].sessions()
+    yield session
+    session.close()
 
 
 @pytest.fixture

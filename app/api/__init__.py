@@ -8,13 +8,14 @@ from flask_wtf.csrf import CSRFProtect
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.wrappers import Response
 
-from app.api import auth, ledger, lots, products, sites, users
+from app.api import auth, banks, ledger, lots, products, sites, users
 
 BLUEPRINTS = (
     auth.blp,
     sites.blp,
     users.blp,
     products.blp,
+    banks.blp,
     lots.blp,
     ledger.blp,
     ledger.audit_blp,

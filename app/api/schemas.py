@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
+from custody.chain import canonical_bytes
 from lots.access import Role
 from lots.models import Criterion, SiteKind
 from lots.rules import describe_line, plain_decimal
@@ -18,6 +29,33 @@ CODE = validate.Regexp(
 
 class StrictSchema(Schema):
     """Unknown fields are refused (marshmallow's RAISE), never silently dropped."""
+
+    @pre_load
+    def _storable_text(self, data: Any, **_: Any) -> Any:
+        # PostgreSQL refuses NUL in text and UTF-8 has no unpaired surrogates: without this
+        # check such a string is a database error, a 500, instead of a 422.
+        if isinstance(data, Mapping):
+            for key, value in data.items():
+                if not (_storable(key) and _storable(value)):
+                    raise ValidationError(UNSTORABLE, key if _storable(key) else "_schema")
+        return data
+
+
+UNSTORABLE = "Text may not contain NUL characters or unpaired surrogates."
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, Mapping):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
 
 
 class Number(fields.Decimal):
@@ -98,6 +136,10 @@ class UserSchema(Schema):
 # --- products ---------------------------------------------------------------------------
 
 
+# specification_lines.lower/upper are NUMERIC(20, 6): at most 14 digits before the point.
+LIMIT_RANGE = validate.Range(-(10**14), 10**14, min_inclusive=False, max_inclusive=False)
+
+
 class SpecificationLineSchema(StrictSchema):
     test = fields.String(required=True, validate=validate.Length(1, 120))
     method = fields.String(required=True, validate=validate.Length(1, 200))
@@ -105,9 +147,9 @@ class SpecificationLineSchema(StrictSchema):
     criterion = fields.String(
         required=True, validate=validate.OneOf([criterion.value for criterion in Criterion])
     )
-    lower = Number(load_default=None, allow_none=True)
+    lower = Number(load_default=None, allow_none=True, validate=LIMIT_RANGE)
     lower_inclusive = fields.Boolean(load_default=True)
-    upper = Number(load_default=None, allow_none=True)
+    upper = Number(load_default=None, allow_none=True, validate=LIMIT_RANGE)
     upper_inclusive = fields.Boolean(load_default=True)
     expected = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
     acceptance = fields.Function(describe_line, dump_only=True)
@@ -207,6 +249,23 @@ class ObservationSchema(StrictSchema):
         load_default=dict,
         validate=validate.Length(max=50),
     )
+
+    @validates("occurred_at")
+    def _expressible_in_utc(self, value: dt.datetime, **_: Any) -> None:
+        try:
+            value.astimezone(dt.UTC)
+        except OverflowError as error:
+            raise ValidationError("The time cannot be expressed in UTC.") from error
+
+    @validates("observations")
+    def _canonical(self, value: dict[str, Any], **_: Any) -> None:
+        # The event is hashed over RFC 8785 JSON: integers within ±(2**53 - 1), finite numbers.
+        try:
+            canonical_bytes(value)
+        except ValueError as error:
+            raise ValidationError(
+                "Numbers must be finite, and integers within ±9007199254740991 (RFC 8785)."
+            ) from error
 
     @validates_schema
     def _small_payload(self, data: dict[str, object], **_: object) -> None:

@@ -32,12 +32,14 @@ from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
 from lots.rules import describe_line
 
+# The app's own /static route would shadow a blueprint's static folder at the same path.
 bp = Blueprint(
-    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
 )
 
 # What each role finds on its home page, in the order it needs them.
 TILES: list[tuple[Permission, str, str, str]] = [
+    (Permission.LOTS_READ, "web.lots", "Lots", "Lots, their QC results, deviations and release."),
     (
         Permission.PRODUCTS_WRITE,
         "web.products",
@@ -222,3 +224,6 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`

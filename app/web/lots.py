@@ -1,0 +1,384 @@
+"""Lot pages: the list, a lot against its specification, QC results entry and QA's decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, redirect, render_template, request, url_for
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth import ensure_visible, hasher
+from app.db import get_session
+from app.web import bp, signed_in
+from app.writes import write
+from custody.batch_record import (
+    close_deviation,
+    deviation_label,
+    get_lot,
+    list_lots,
+    lot_deviations,
+    lot_site_ids,
+)
+from custody.coa import render_coa
+from custody.ledger import chain_events
+from custody.release import (
+    Decision,
+    ReleaseRefusedError,
+    decide,
+    lot_decisions,
+    lot_results,
+    record_result,
+)
+from lots.access import Permission, can, can_see, sees_all_sites
+from lots.base import utcnow
+from lots.batch import Lot, LotStatus, QcResult
+from lots.errors import DomainError
+from lots.models import SpecificationLine, User
+from lots.products import list_products
+from lots.qc_rules import Conformance
+from lots.rules import describe_line
+
+RELEASE_MEANING = "Released for clinical use"
+REJECT_MEANING = "Rejected: not for clinical use"
+OPEN_STATUSES = (LotStatus.IN_PROCESS, LotStatus.QUARANTINE)
+
+
+class _PageForm(Schema):
+    """A posted page form: blank fields count as absent, the CSRF token is Flask-WTF's."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _drop_blanks(self, data: Mapping[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        return {key: value.strip() for key, value in data.items() if value.strip()}
+
+
+class ResultForm(_PageForm):
+    """A QC result, or (with `supersedes` and `reason`) the correction of one."""
+
+    test = fields.String(validate=validate.Length(1, 120))
+    value = fields.String(required=True, validate=validate.Length(1, 200))
+    unit = fields.String(load_default=None, validate=validate.Length(1, 32))
+    method = fields.String(load_default=None, validate=validate.Length(1, 200))
+    tested_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    supersedes = fields.Integer(load_default=None, strict=False)
+    reason = fields.String(load_default=None, validate=validate.Length(1, 2000))
+
+    @validates_schema
+    def _names_what_it_records(self, data: Mapping[str, Any], **_kwargs: Any) -> None:
+        if data.get("supersedes") is None and not data.get("test"):
+            raise ValidationError("Choose the test.", "test")
+        if data.get("supersedes") is not None and not data.get("reason"):
+            raise ValidationError("A correction states why it supersedes the result.", "reason")
+
+
+class DecisionForm(_PageForm):
+    """QA's release or rejection, signed by re-entering the password."""
+
+    decision = fields.String(
+        required=True, validate=validate.OneOf([Decision.RELEASE, Decision.REJECT])
+    )
+    meaning = fields.String(required=True, validate=validate.Length(1, 200))
+    reason = fields.String(load_default=None, validate=validate.Length(1, 2000))
+    password = fields.String(required=True, validate=validate.Length(1, 256))
+
+    @validates_schema
+    def _meaning_fits(self, data: Mapping[str, Any], **_kwargs: Any) -> None:
+        # A signature means what its words say: a rejection never carries the release text.
+        if data.get("decision") == Decision.REJECT and data.get("meaning") == RELEASE_MEANING:
+            raise ValidationError("State what your signature of a rejection means.", "meaning")
+
+
+class ClosureForm(_PageForm):
+    """QA closes a deviation with a note and a signature."""
+
+    note = fields.String(required=True, validate=validate.Length(1, 2000))
+    password = fields.String(required=True, validate=validate.Length(1, 256))
+
+
+@dataclass
+class PageState:
+    """What a re-rendered lot page shows of a refused form: which one, its values, why."""
+
+    form: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpecRow:
+    """One specification line with its result in force and the results it replaced."""
+
+    line: SpecificationLine
+    criterion: str
+    current: QcResult | None
+    superseded: list[tuple[QcResult, QcResult]]
+
+    @property
+    def oos(self) -> bool:
+        """Whether the result in force is out of specification."""
+        return (
+            self.current is not None
+            and self.current.conformance == Conformance.OUT_OF_SPECIFICATION
+        )
+
+
+@bp.get("/lots")
+@signed_in(Permission.LOTS_READ)
+def lots(user: User) -> str:
+    """Lots the user's site touches (every lot for oversight roles), filtered by status."""
+    db = get_session()
+    status = request.args.get("status") or None
+    product = request.args.get("product") or None
+    products = list_products(db)
+    if status not in set(LotStatus):
+        status = None
+    if product not in {p.code for p in products}:
+        product = None
+    found = [
+        lot
+        for lot in list_lots(db, status=status, product_code=product)
+        if sees_all_sites(user) or can_see(user, lot_site_ids(db, lot))
+    ]
+    return render_template(
+        "lots.html",
+        user=user,
+        lots=found,
+        statuses=list(LotStatus),
+        status=status,
+        product=product,
+        products=products,
+        today=utcnow().date(),
+    )
+
+
+@bp.get("/lots/<number>")
+@signed_in(Permission.LOTS_READ)
+def lot(user: User, number: str) -> str:
+    """One lot: its results against the specification, deviations, decisions and ledger."""
+    return _render_lot(user, _visible_lot(get_session(), user, number), PageState())
+
+
+@bp.get("/lots/<number>/coa.pdf")
+@signed_in(Permission.LOTS_READ)
+def lot_coa(user: User, number: str) -> Response:
+    """The lot's Certificate of Analysis (marked NOT RELEASED until QA releases the lot)."""
+    db = get_session()
+    found = _visible_lot(db, user, number)
+    return Response(
+        render_coa(db, found),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="CoA-{found.number}.pdf"'},
+    )
+
+
+@bp.post("/lots/<number>/qc-results")
+@signed_in(Permission.QC_RESULTS_WRITE)
+@write
+def lot_result(user: User, number: str) -> Any:
+    """Record a QC result or a correction; back to the lot page, or the page with the error."""
+    db = get_session()
+    found = _visible_lot(db, user, number)
+    posted = request.form.to_dict()
+    kind = "correction" if posted.get("supersedes") else "result"
+    try:
+        form = ResultForm().load(posted)
+        test = form.get("test") or _superseded_test(db, found, form["supersedes"])
+        record_result(
+            db,
+            user,
+            found.number,
+            test=test,
+            value=form["value"],
+            unit=form["unit"],
+            method=form["method"],
+            tested_at=form["tested_at"],
+            supersedes=form["supersedes"],
+            reason=form["reason"],
+        )
+    except ValidationError as error:
+        return _render_lot(user, found, PageState(kind, posted, _messages(error))), 422
+    except DomainError as error:
+        return _refused(user, found, error, PageState(kind, posted, [error.detail]))
+    return redirect(url_for("web.lot", number=found.number, _anchor="specification"), 303)
+
+
+@bp.post("/lots/<number>/release")
+@signed_in(Permission.LOTS_RELEASE)
+@write
+def lot_release(user: User, number: str) -> Any:
+    """QA's signed release or rejection; every reason against a release is listed."""
+    db = get_session()
+    found = _visible_lot(db, user, number)
+    posted = {k: v for k, v in request.form.to_dict().items() if k != "password"}
+    try:
+        form = DecisionForm().load(request.form.to_dict())
+        decide(
+            db,
+            hasher(),
+            user,
+            found.number,
+            decision=form["decision"],
+            password=form["password"],
+            meaning=form["meaning"],
+            reason=form["reason"],
+            remote_addr=request.remote_addr or "unknown",
+        )
+    except ValidationError as error:
+        return _render_lot(user, found, PageState("decision", posted, _messages(error))), 422
+    except ReleaseRefusedError as error:
+        state = PageState("decision", posted, [error.title], blockers=error.blockers)
+        return _refused(user, found, error, state)
+    except DomainError as error:
+        state = PageState("decision", posted, [f"{error.title}: {error.detail}"])
+        return _refused(user, found, error, state)
+    return redirect(url_for("web.lot", number=found.number), 303)
+
+
+@bp.post("/lots/<number>/deviations/<int:deviation>/close")
+@signed_in(Permission.DEVIATIONS_CLOSE)
+@write
+def deviation_close(user: User, number: str, deviation: int) -> Any:
+    """QA closes a deviation with a signature."""
+    db = get_session()
+    found = _visible_lot(db, user, number)
+    posted = {"note": request.form.get("note", ""), "deviation": str(deviation)}
+    try:
+        form = ClosureForm().load(request.form.to_dict())
+        close_deviation(
+            db,
+            hasher(),
+            user,
+            found.number,
+            deviation,
+            note=form["note"],
+            password=form["password"],
+            remote_addr=request.remote_addr or "unknown",
+        )
+    except ValidationError as error:
+        return _render_lot(user, found, PageState("closure", posted, _messages(error))), 422
+    except DomainError as error:
+        state = PageState("closure", posted, [f"{error.title}: {error.detail}"])
+        return _refused(user, found, error, state)
+    return redirect(url_for("web.lot", number=found.number, _anchor="deviations"), 303)
+
+
+def _render_lot(user: User, found: Lot, state: PageState) -> str:
+    db = get_session()
+    rows = _spec_rows(found, lot_results(db, found))
+    events = chain_events(db, found.chain)
+    actor_ids = {event.actor_user_id for event in events if event.actor_user_id}
+    actors = {u.id: u.full_name for u in db.scalars(select(User).where(User.id.in_(actor_ids)))}
+    return render_template(
+        "lot.html",
+        user=user,
+        lot=found,
+        rows=rows,
+        deviations=lot_deviations(db, found),
+        deviation_label=deviation_label,
+        decisions=lot_decisions(db, found),
+        events=events,
+        actors=actors,
+        state=state,
+        open_lot=found.status in OPEN_STATUSES,
+        can_enter=can(user, Permission.QC_RESULTS_WRITE),
+        can_decide=can(user, Permission.LOTS_RELEASE),
+        can_close=can(user, Permission.DEVIATIONS_CLOSE),
+        entry=_entry_values(rows, state),
+        correction=_correction_values(rows, state),
+        today=utcnow().date(),
+        release_meaning=RELEASE_MEANING,
+        reject_meaning=REJECT_MEANING,
+    )
+
+
+def _spec_rows(found: Lot, results: Sequence[QcResult]) -> list[SpecRow]:
+    replaced_by = {result.supersedes_id: result for result in results if result.supersedes_id}
+    rows = []
+    for line in found.product_version.specification:
+        mine = [result for result in results if result.line_id == line.id]
+        current = next((result for result in mine if result.id not in replaced_by), None)
+        superseded = [
+            (result, replaced_by[result.id]) for result in mine if result.id in replaced_by
+        ]
+        rows.append(SpecRow(line, describe_line(line), current, superseded))
+    return rows
+
+
+def _entry_values(rows: Sequence[SpecRow], state: PageState) -> dict[str, str]:
+    if state.form == "result":
+        return dict(state.values)
+    missing = [row for row in rows if row.current is None]
+    chosen = next((r for r in missing if r.line.test == request.args.get("test")), None)
+    return _prefilled((chosen or (missing[0] if missing else None)), test=True)
+
+
+def _correction_values(rows: Sequence[SpecRow], state: PageState) -> dict[str, str]:
+    if state.form == "correction":
+        return dict(state.values)
+    done = [row for row in rows if row.current is not None]
+    wanted = request.args.get("correct", type=int)
+    chosen = next((r for r in done if r.current and r.current.id == wanted), None)
+    chosen = chosen or next((r for r in done if r.oos), done[0] if done else None)
+    values = _prefilled(chosen, test=False)
+    if chosen is not None and chosen.current is not None:
+        values["supersedes"] = str(chosen.current.id)
+    return values
+
+
+def _prefilled(row: SpecRow | None, *, test: bool) -> dict[str, str]:
+    values = {"tested_at": utcnow().strftime("%Y-%m-%dT%H:%M")}
+    if row is not None:
+        values |= {"unit": row.line.unit or "", "method": row.line.method}
+        if test:
+            values["test"] = row.line.test
+    return values
+
+
+def _visible_lot(db: Session, user: User, number: str) -> Lot:
+    found = get_lot(db, number)
+    ensure_visible(user, lot_site_ids(db, found), "lot", number)
+    return found
+
+
+def _superseded_test(db: Session, found: Lot, result_id: int) -> str:
+    result = next((r for r in lot_results(db, found) if r.id == result_id), None)
+    if result is None:
+        raise ValidationError(f"Result #{result_id} is not a result of this lot.", "supersedes")
+    return result.line.test
+
+
+def _refused(user: User, found: Lot, error: DomainError, state: PageState) -> tuple[str, int]:
+    # The page shows the refusal, so the error is handled here rather than raised: undo the
+    # write as app.writes would, and keep what the refusal records (a failed signature).
+    db = get_session()
+    db.rollback()
+    if error.after_rollback is not None:
+        error.after_rollback(db)
+        db.commit()
+    return _render_lot(user, get_lot(db, found.number), state), error.status
+
+
+def _messages(error: ValidationError) -> list[str]:
+    messages = error.normalized_messages()
+    out = []
+    for name, problems in messages.items():
+        label = "" if name == "_schema" else f"{name.replace('_', ' ').capitalize()}: "
+        items = problems if isinstance(problems, list) else [str(problems)]
+        out.extend(f"{label}{problem}" for problem in items)
+    return out

@@ -1,0 +1,171 @@
+"""A QC analyst and a QA user take a lot from quarantine to release on the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, expect
+from sqlalchemy.orm import Session
+
+from app.db import database
+from app.demo import XS228_RESULTS
+from custody.batch_record import create_lot, record_step
+from custody.release import record_result
+from lots.accounts import get_site, get_user, password_hasher
+from tests.browser.conftest import demo_password
+
+pytestmark = pytest.mark.browser
+
+# Viability below the XS228 limit of ≥ 70 %.
+OOS_VIABILITY = "65"
+CORRECTION_REASON = "Transcription error: 91.5 on worksheet QC-2611-07 was typed as 65."
+
+
+@pytest.fixture
+def lot_number(committed_app: Flask) -> Iterator[str]:
+    """A fresh XS228 lot in quarantine, committed: the browser tests never touch demo lots."""
+    number = f"XS228-B{secrets.token_hex(3).upper()}"
+    end = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with Session(database(committed_app).engine) as session, session.begin():
+        maker = get_user(session, "manufacturing")
+        create_lot(
+            session,
+            maker,
+            number=number,
+            product_code="XS228",
+            bank_code="XS-WCB-01",
+            manufacture_start=end - dt.timedelta(days=28),
+            manufacture_end=end,
+            vials_filled=4,
+            cells_per_vial=10_000_000,
+            volume_ml=Decimal("1.0"),
+            qc_site=get_site(session, "XSM-QC"),
+            now=end,
+        )
+        record_step(
+            session,
+            password_hasher("cheapest"),
+            maker,
+            number,
+            step="batch_record_completed",
+            occurred_at=end,
+            password=demo_password("manufacturing"),
+            now=end,
+        )
+    return number
+
+
+@pytest.fixture
+def tested_lot(committed_app: Flask, lot_number: str) -> str:
+    """The fresh lot with every XS228 result entered by QC, viability out of specification."""
+    with Session(database(committed_app).engine) as session, session.begin():
+        analyst = get_user(session, "qc")
+        for test, value, unit in XS228_RESULTS:
+            record_result(
+                session,
+                analyst,
+                lot_number,
+                test=test,
+                value=OOS_VIABILITY if test == "Viability" else value,
+                unit=unit,
+                method=None,
+                tested_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            )
+    return lot_number
+
+
+@pytest.fixture
+def act_as(page: Page, sign_in: Callable[[str, str], None]) -> Callable[[str], None]:
+    """Sign out whoever is signed in, and sign a demo user in."""
+
+    def switch(username: str) -> None:
+        sign_out = page.get_by_role("button", name="Sign out")
+        if sign_out.count():
+            sign_out.click()
+        sign_in(username, demo_password(username))
+        expect(page.get_by_test_id("who")).to_contain_text(username)
+
+    return switch
+
+
+def spec_row(page: Page, test: str):
+    return page.get_by_test_id("specification").locator(f'tr[data-test="{test}"]')
+
+
+def test_qc_enters_the_xs228_results_and_sees_the_out_of_specification_one_highlighted(
+    page: Page, act_as, lot_number
+):
+    act_as("qc")
+    page.goto(f"/lots/{lot_number}")
+
+    form = page.locator("#result-form")
+    for test, value, unit in XS228_RESULTS:
+        form.locator("select[name=test]").select_option(test)
+        expect(form.get_by_label("Unit")).to_have_value(unit or "")
+        form.get_by_label("Value").fill(OOS_VIABILITY if test == "Viability" else value)
+        form.get_by_role("button", name="Record result").click()
+        expect(spec_row(page, test).get_by_test_id("conformance")).not_to_have_text("No result yet")
+
+    for test, _, _ in XS228_RESULTS:
+        if test != "Viability":
+            expect(spec_row(page, test).get_by_test_id("conformance")).to_have_text("Conforms")
+    expect(spec_row(page, "Viability")).to_have_class(re.compile(r"\boos\b"))
+    expect(spec_row(page, "Viability").get_by_test_id("conformance")).to_have_text("OOS")
+    expect(page.locator("#result-form")).to_have_count(0)
+
+
+def test_qa_release_is_refused_for_oos_until_qc_corrects_it_and_then_qa_releases(
+    page: Page, act_as, tested_lot
+):
+    act_as("qa")
+    page.goto(f"/lots/{tested_lot}")
+    decision = page.locator("#decision")
+    decision.get_by_label("Password, re-entered to sign").fill(demo_password("qa"))
+    decision.get_by_role("button", name="Sign the decision").click()
+    expect(page.get_by_test_id("blockers").get_by_role("listitem")).to_have_text(
+        ["Out of specification: Viability 65 % (≥ 70 %)."]
+    )
+    expect(page.get_by_test_id("lot-status")).to_have_text("QUARANTINE")
+
+    act_as("qc")
+    page.goto(f"/lots/{tested_lot}")
+    correction = page.locator("#correct-form")
+    expect(correction.locator("select[name=supersedes]")).to_contain_text("Viability: 65 % (OOS)")
+    correction.get_by_label("Corrected value").fill("91.5")
+    correction.get_by_label("Reason for the correction").fill(CORRECTION_REASON)
+    correction.get_by_role("button", name="Record correction").click()
+    expect(spec_row(page, "Viability").get_by_test_id("conformance")).to_have_text("Conforms")
+    superseded = page.locator('tr[data-superseded="Viability"]')
+    expect(superseded.locator("del")).to_have_text("65 %")
+    expect(superseded).to_contain_text(CORRECTION_REASON)
+
+    act_as("qa")
+    page.goto(f"/lots/{tested_lot}")
+    decision.get_by_label("Password, re-entered to sign").fill(demo_password("qa"))
+    decision.get_by_role("button", name="Sign the decision").click()
+
+    expect(page.get_by_test_id("lot-status")).to_have_text("RELEASED")
+    expect(page.get_by_test_id("manifestation")).to_contain_text("Li Wei")
+    expect(page.get_by_test_id("manifestation")).to_contain_text("Released for clinical use")
+    expect(page.get_by_test_id("decisions").get_by_test_id("signer")).to_have_text(["Li Wei"])
+    expect(page.get_by_test_id("coa")).to_have_attribute("href", f"/lots/{tested_lot}/coa.pdf")
+    if screenshot := os.environ.get("CELLTRAIL_LOT_SCREENSHOT"):
+        page.screenshot(path=screenshot, full_page=True)
+
+
+def test_the_lot_list_filters_to_the_lots_in_quarantine(page: Page, act_as, lot_number):
+    act_as("qc")
+    page.goto("/lots")
+
+    page.get_by_role("link", name="Quarantine", exact=True).click()
+
+    lots = page.get_by_test_id("lots")
+    expect(lots.locator(f'tr[data-lot="{lot_number}"]')).to_contain_text("QUARANTINE")
+    expect(lots.get_by_text("RELEASED", exact=True)).to_have_count(0)

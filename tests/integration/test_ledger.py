@@ -1,0 +1,375 @@
+"""The ledger in the database: events link, verification finds every kind of tampering.
+
+Tampering happens inside the test's rolled-back transaction, with the append-only triggers
+switched off there only, so the shared ledger stays intact for every other test.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from app.keys import signing_key, trusted_keys
+from custody.chain import Actor, build_body, digest, link
+from custody.ledger import (
+    EventDraft,
+    append_event,
+    append_events,
+    chain_events,
+    create_checkpoint,
+    verify_ledger,
+)
+from custody.models import ChainHead, CustodyEvent
+from lots.accounts import get_user
+
+NOON = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)
+RELINK = "UPDATE custody_events SET body = :body, hash = :hash, prev_hash = :prev WHERE id = :id"
+
+
+@pytest.fixture
+def courier(session):
+    """Kai Lin, the courier at CRYO-GZ."""
+    return get_user(session, "courier")
+
+
+@pytest.fixture
+def vial(session, courier):
+    """A vial chain of three STORED events."""
+    chain = f"vial:TEST-{uuid.uuid4().hex[:12]}"
+    for position in ("A1", "A2", "A3"):
+        append_event(session, _draft(chain, courier, position=position))
+    return chain
+
+
+@pytest.fixture
+def unguarded(session, dialect):
+    """Raw SQL on the ledger with its append-only triggers off, in this test's transaction."""
+    for table in ("custody_events", "ledger_checkpoints"):
+        if dialect == "postgresql":
+            session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+        else:
+            session.execute(text(f"DROP TRIGGER {table}_no_update"))
+            session.execute(text(f"DROP TRIGGER {table}_no_delete"))
+
+    def run(statement: str, **params: object) -> None:
+        session.execute(text(statement), params)
+        # Checkpoints are read as ORM objects; forget the copies loaded before the edit.
+        session.expire_all()
+
+    return run
+
+
+def _draft(chain, user, **payload):
+    return EventDraft(
+        chain=chain,
+        event_type="STORED",
+        occurred_at=NOON,
+        payload=payload,
+        actor=user,
+        site=user.site,
+    )
+
+
+def _verify(session, app):
+    return verify_ledger(session, trusted_keys(app))
+
+
+def _where(report):
+    return report.first_break.chain, report.first_break.seq
+
+
+def _event(session, chain, seq):
+    return session.scalar(select(CustodyEvent).filter_by(chain=chain, seq=seq))
+
+
+def _edit_second(chain):
+    return update(CustodyEvent).where(CustodyEvent.chain == chain, CustodyEvent.seq == 2)
+
+
+def _forge(session, courier, chain, seq, prev):
+    """Insert an event with a self-consistent hash, as someone with INSERT rights could."""
+    body = build_body(
+        chain=chain,
+        seq=seq,
+        prev=prev,
+        event_type="DESTROYED",
+        occurred_at=NOON,
+        recorded_at=NOON,
+        actor=Actor(user="courier", name=courier.full_name, role="courier"),
+        site=courier.site.code,
+        payload={"forged": True},
+    )
+    canonical, event_hash = link(body)
+    session.add(
+        CustodyEvent(
+            chain=chain,
+            seq=seq,
+            event_type="DESTROYED",
+            occurred_at=NOON,
+            recorded_at=NOON,
+            actor_user_id=courier.id,
+            site_id=courier.site_id,
+            prev_hash=prev,
+            hash=event_hash,
+            body=canonical,
+        )
+    )
+    session.flush()
+
+
+def _rewrite(session, unguarded, chain, payload):
+    """Rewrite a chain consistently: a new first payload, every body, hash and the head."""
+    prev = None
+    for event_id, stored in session.execute(
+        select(CustodyEvent.id, CustodyEvent.body)
+        .where(CustodyEvent.chain == chain)
+        .order_by(CustodyEvent.seq)
+    ).all():
+        body = {**json.loads(stored), "prev": prev}
+        if body["seq"] == 1:
+            body["payload"] = payload
+        canonical, event_hash = link(body)
+        unguarded(RELINK, body=canonical, hash=event_hash, prev=prev, id=event_id)
+        prev = event_hash
+    session.execute(update(ChainHead).where(ChainHead.chain == chain).values(hash=prev))
+
+
+# Linking
+
+
+def test_events_of_a_chain_are_numbered_from_1(session, vial):
+    assert [event.seq for event in chain_events(session, vial)] == [1, 2, 3]
+
+
+def test_each_event_points_to_the_hash_of_the_one_before(session, vial):
+    events = chain_events(session, vial)
+    assert [event.prev_hash for event in events] == [None, events[0].hash, events[1].hash]
+
+
+def test_each_hash_is_sha256_of_the_stored_body(session, vial):
+    assert all(event.hash == digest(event.body) for event in chain_events(session, vial))
+
+
+def test_the_stored_body_names_the_actor_and_the_site(session, vial):
+    body = json.loads(chain_events(session, vial)[0].body)
+    assert (body["actor"], body["site"]) == (
+        {"user": "courier", "name": "Kai Lin", "role": "courier"},
+        "CRYO-GZ",
+    )
+
+
+def test_the_chain_head_records_the_last_event(session, vial):
+    last = chain_events(session, vial)[-1]
+    assert session.get(ChainHead, vial).seq == 3
+    assert session.get(ChainHead, vial).hash == last.hash
+
+
+def test_many_drafts_on_several_chains_in_one_call_link_each_chain(session, courier):
+    chains = [f"vial:TEST-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    append_events(session, [_draft(chain, courier, n=n) for n in range(4) for chain in chains])
+    for chain in chains:
+        events = chain_events(session, chain)
+        assert [(e.seq, e.prev_hash) for e in events] == [
+            (1, None),
+            *[(e.seq + 1, e.hash) for e in events[:-1]],
+        ]
+
+
+def test_many_drafts_in_one_call_keep_their_order_within_a_chain(session, courier):
+    chain = f"vial:TEST-{uuid.uuid4().hex[:12]}"
+    append_events(session, [_draft(chain, courier, n=n) for n in range(5)])
+    payloads = [json.loads(event.body)["payload"]["n"] for event in chain_events(session, chain)]
+    assert payloads == [0, 1, 2, 3, 4]
+
+
+def test_a_later_append_continues_the_chain_from_its_head(session, courier, vial):
+    head = session.get(ChainHead, vial).hash
+    event = append_event(session, _draft(vial, courier, position="B1"))
+    assert (event.seq, event.prev_hash) == (4, head)
+
+
+def test_a_sound_ledger_verifies_intact(session, app, vial):
+    report = _verify(session, app)
+    assert report.intact, report.first_break
+    assert report.events >= 3
+
+
+# Tampering
+
+
+def test_a_payload_edited_in_the_database_is_detected(session, app, vial, unguarded):
+    event = _event(session, vial, 2)
+    edited = event.body.replace(b'"position":"A2"', b'"position":"Z9"')
+    unguarded("UPDATE custody_events SET body = :body WHERE id = :id", body=edited, id=event.id)
+    report = _verify(session, app)
+    assert not report.intact
+    assert _where(report) == (vial, 2)
+
+
+def test_an_event_type_edited_only_in_its_column_is_detected(session, app, vial, unguarded):
+    unguarded(
+        "UPDATE custody_events SET event_type = 'DESTROYED' WHERE chain = :chain AND seq = 2",
+        chain=vial,
+    )
+    report = _verify(session, app)
+    assert _where(report) == (vial, 2)
+    assert report.first_break.reason == "the indexed columns disagree with the hashed body"
+
+
+@pytest.mark.usefixtures("unguarded")
+def test_an_actor_edited_only_in_its_column_is_detected(session, app, vial):
+    qa = get_user(session, "qa")
+    session.execute(_edit_second(vial).values(actor_user_id=qa.id))
+    report = _verify(session, app)
+    assert _where(report) == (vial, 2)
+    assert report.first_break.reason == "the indexed columns disagree with the hashed body"
+
+
+@pytest.mark.usefixtures("unguarded")
+def test_a_recording_time_edited_only_in_its_column_is_detected(session, app, vial):
+    session.execute(_edit_second(vial).values(recorded_at=NOON))
+    report = _verify(session, app)
+    assert _where(report) == (vial, 2)
+    assert report.first_break.reason == "the indexed columns disagree with the hashed body"
+
+
+def test_an_event_deleted_from_the_middle_of_a_chain_is_detected(session, app, vial, unguarded):
+    unguarded("DELETE FROM custody_events WHERE chain = :chain AND seq = 2", chain=vial)
+    report = _verify(session, app)
+    assert _where(report) == (vial, 3)
+    assert report.first_break.reason == "sequence broken: event 2 is missing"
+
+
+def test_the_last_event_deleted_from_a_chain_is_caught_by_its_head(session, app, vial, unguarded):
+    unguarded("DELETE FROM custody_events WHERE chain = :chain AND seq = 3", chain=vial)
+    report = _verify(session, app)
+    assert _where(report) == (vial, 2)
+    assert report.first_break.reason == "the chain ends at event 2 but its head says 3"
+
+
+def test_a_forged_event_pointing_to_an_earlier_event_is_detected(session, app, courier, vial):
+    _forge(session, courier, vial, 4, prev=_event(session, vial, 1).hash)
+    report = _verify(session, app)
+    assert _where(report) == (vial, 4)
+    assert report.first_break.reason == "it does not point to the previous event's hash"
+
+
+def test_a_forged_event_appended_without_moving_the_head_is_detected(session, app, courier, vial):
+    _forge(session, courier, vial, 4, prev=_event(session, vial, 3).hash)
+    report = _verify(session, app)
+    assert _where(report) == (vial, 4)
+    assert report.first_break.reason == "the chain ends at event 4 but its head says 3"
+
+
+def test_a_duplicate_of_an_event_is_refused_by_the_database(session, vial):
+    copy = {
+        column.key: getattr(_event(session, vial, 2), column.key)
+        for column in CustodyEvent.__table__.columns
+        if column.key != "id"
+    }
+    duplicate = CustodyEvent(**copy)
+    with pytest.raises(DBAPIError), session.begin_nested():
+        session.add(duplicate)
+
+
+def test_two_events_swapped_within_a_chain_are_detected(session, app, vial, unguarded):
+    second, third = (
+        {"id": e.id, "body": e.body, "hash": e.hash, "prev": e.prev_hash}
+        for e in (_event(session, vial, 2), _event(session, vial, 3))
+    )
+    unguarded("UPDATE custody_events SET hash = 'moving' WHERE id = :id", id=third["id"])
+    unguarded(RELINK, **{**third, "id": second["id"]})
+    unguarded(RELINK, **{**second, "id": third["id"]})
+    report = _verify(session, app)
+    assert _where(report) == (vial, 2)
+    assert report.first_break.reason == "the indexed columns disagree with the hashed body"
+
+
+def test_a_chain_rewritten_consistently_is_not_caught_without_a_checkpoint(
+    session, app, vial, unguarded
+):
+    _rewrite(session, unguarded, vial, {"position": "Z9"})
+    assert _verify(session, app).intact
+
+
+def test_a_chain_rewritten_consistently_after_a_checkpoint_is_caught(session, app, vial, unguarded):
+    checkpoint = create_checkpoint(session, signing_key(app))
+    _rewrite(session, unguarded, vial, {"position": "Z9"})
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+    assert "is not the one signed" in report.first_break.reason
+
+
+# Checkpoints
+
+
+def test_a_checkpoint_over_a_sound_ledger_is_counted(session, app, vial):
+    before = _verify(session, app).checkpoints
+    create_checkpoint(session, signing_key(app))
+    assert _verify(session, app).checkpoints == before + 1
+
+
+def test_a_checkpoint_followed_by_later_events_still_verifies(session, app, courier, vial):
+    create_checkpoint(session, signing_key(app))
+    append_event(session, _draft(vial, courier, position="B1"))
+    assert _verify(session, app).intact
+
+
+def test_an_event_rewritten_before_a_checkpoint_is_caught_even_with_later_events(
+    session, app, courier, vial, unguarded
+):
+    checkpoint = create_checkpoint(session, signing_key(app))
+    append_event(session, _draft(vial, courier, position="B1"))
+    _rewrite(session, unguarded, vial, {"position": "Z9"})
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+
+
+def test_a_checkpoint_whose_signature_was_edited_is_caught(session, app, vial, unguarded):
+    checkpoint = create_checkpoint(session, signing_key(app))
+    forged = base64.b64encode(bytes(64)).decode()
+    unguarded(
+        "UPDATE ledger_checkpoints SET signature = :s WHERE id = :id", s=forged, id=checkpoint.id
+    )
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+    assert report.first_break.reason == "its signature does not verify"
+
+
+def test_a_checkpoint_whose_root_was_edited_is_caught(session, app, vial, unguarded):
+    checkpoint = create_checkpoint(session, signing_key(app))
+    unguarded(
+        "UPDATE ledger_checkpoints SET root = :r WHERE id = :id", r="0" * 64, id=checkpoint.id
+    )
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+    assert report.first_break.reason == "its signature does not verify"
+
+
+def test_a_checkpoint_signed_by_an_untrusted_key_is_caught(session, app, vial):
+    checkpoint = create_checkpoint(session, Ed25519PrivateKey.generate())
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+    assert report.first_break.reason.endswith("which is not a trusted key")
+
+
+def test_a_deleted_tail_with_its_head_moved_back_is_caught_by_a_checkpoint(
+    session, app, vial, unguarded
+):
+    checkpoint = create_checkpoint(session, signing_key(app))
+    unguarded("DELETE FROM custody_events WHERE chain = :chain AND seq = 3", chain=vial)
+    session.execute(
+        update(ChainHead)
+        .where(ChainHead.chain == vial)
+        .values(seq=2, hash=_event(session, vial, 2).hash)
+    )
+    report = _verify(session, app)
+    assert _where(report) == (f"checkpoint {checkpoint.id}", None)
+    assert report.first_break.event_id == checkpoint.upto_event_id

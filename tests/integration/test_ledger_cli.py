@@ -1,0 +1,131 @@
+"""`celltrail ledger verify|checkpoint` and GET /api/v1/ledger/verify, on a sound and a tampered
+ledger. The runner's and client's sessions join the test's rolled-back transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+
+from custody.ledger import EventDraft, append_event
+from custody.models import CustodyEvent
+from lots.accounts import get_user
+
+
+@pytest.fixture
+def session(app):
+    """A session in the test's transaction, outside any app context.
+
+    The shared `session` fixture holds an app context open, so the client's requests would
+    share its `g` and their session would outlive both requests and the fixture's savepoint.
+    """
+    with app.extensions["celltrail.db"].sessions() as session:
+        yield session
+
+
+@pytest.fixture
+def vial(session):
+    """A vial chain of two STORED events, flushed where the runner and client can see it."""
+    courier = get_user(session, "courier")
+    chain = f"vial:TEST-{uuid.uuid4().hex[:12]}"
+    for position in ("A1", "A2"):
+        append_event(
+            session,
+            EventDraft(
+                chain=chain,
+                event_type="STORED",
+                occurred_at=dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC),
+                payload={"position": position},
+                actor=courier,
+                site=courier.site,
+            ),
+        )
+    return chain
+
+
+@pytest.fixture
+def tamper(session, dialect):
+    """Edit the second event's payload with the append-only trigger off, in this test only."""
+
+    def run(chain: str) -> None:
+        if dialect == "postgresql":
+            session.execute(
+                text("ALTER TABLE custody_events DISABLE TRIGGER custody_events_append_only")
+            )
+        else:
+            session.execute(text("DROP TRIGGER custody_events_no_update"))
+        event = session.scalar(select(CustodyEvent).filter_by(chain=chain, seq=2))
+        session.execute(
+            text("UPDATE custody_events SET body = :body WHERE id = :id"),
+            {"body": event.body.replace(b'"A2"', b'"Z9"'), "id": event.id},
+        )
+
+    return run
+
+
+def _verify_json(runner):
+    result = runner.invoke(args=["ledger", "verify", "--json"])
+    return result.exit_code, json.loads(result.output)
+
+
+@pytest.mark.usefixtures("vial")
+def test_verify_says_intact_and_exits_0_on_a_sound_ledger(runner):
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Ledger intact:")
+
+
+def test_verify_names_the_break_and_exits_1_after_tampering(runner, vial, tamper):
+    tamper(vial)
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert f"Ledger BROKEN at event 2 of {vial}" in result.output
+
+
+@pytest.mark.usefixtures("vial")
+def test_verify_as_json_reports_the_counts(runner):
+    exit_code, report = _verify_json(runner)
+    assert exit_code == 0
+    assert (report["intact"], report["first_break"]) == (True, None)
+
+
+def test_verify_as_json_reports_the_first_break(runner, vial, tamper):
+    tamper(vial)
+    exit_code, report = _verify_json(runner)
+    assert exit_code == 1
+    assert (report["intact"], report["first_break"]["chain"], report["first_break"]["seq"]) == (
+        False,
+        vial,
+        2,
+    )
+
+
+@pytest.mark.usefixtures("vial")
+def test_a_checkpoint_is_signed_and_counted_by_the_next_verify(runner):
+    _, before = _verify_json(runner)
+    signed = runner.invoke(args=["ledger", "checkpoint"])
+    assert signed.output.startswith("Checkpoint signed by key ")
+    assert _verify_json(runner) == (0, {**before, "checkpoints": before["checkpoints"] + 1})
+
+
+@pytest.mark.usefixtures("vial")
+def test_the_api_reports_a_sound_ledger_to_an_auditor(client, auth_headers):
+    response = client.get("/api/v1/ledger/verify", headers=auth_headers("auditor"))
+    assert response.status_code == 200
+    assert (response.json["intact"], response.json["first_break"]) == (True, None)
+
+
+def test_the_api_names_the_chain_and_event_of_the_first_break(client, auth_headers, vial, tamper):
+    headers = auth_headers("auditor")
+    tamper(vial)
+    response = client.get("/api/v1/ledger/verify", headers=headers)
+    assert response.json["intact"] is False
+    assert (response.json["first_break"]["chain"], response.json["first_break"]["seq"]) == (vial, 2)
+
+
+def test_a_courier_may_not_verify_the_ledger(client, auth_headers):
+    response = client.get("/api/v1/ledger/verify", headers=auth_headers("courier"))
+    assert response.status_code == 403
