@@ -14,7 +14,7 @@ from wtforms import ValidationError
 from app.db import get_session
 from lots.access import Permission, can, can_see
 from lots.accounts import password_hasher, resolve_token
-from lots.errors import AuthenticationError, DomainError, NotFoundError
+from lots.errors import AuthenticationError, ForbiddenError, NotFoundError
 from lots.models import User
 
 P = ParamSpec("P")
@@ -23,18 +23,6 @@ R = TypeVar("R")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
-
-
-class ForbiddenError(DomainError):
-    """The user's role does not allow this action."""
-
-    status = 403
-    title = "Forbidden"
-
-    def __init__(self, role: str, permission: str) -> None:
-        super().__init__(
-            f"The {role} role may not do this ({permission}).", role=role, permission=permission
-        )
 
 
 def hasher() -> PasswordHasher:

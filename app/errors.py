@@ -37,6 +37,8 @@ def problem(
 
 def init_app(app: Flask) -> None:
     """Register the handlers; they must come after flask-smorest's to replace its JSON."""
+    app.before_request(_refuse_unstorable_text)
+    app.register_error_handler(RecursionError, _too_deep)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -105,6 +107,32 @@ def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
         return _http_error(error)
 
     return _http_error(InternalServerError())
+
+
+def _refuse_unstorable_text() -> Response | tuple[str, int] | None:
+    # A NUL in a path, a query or a form reaches PostgreSQL as a DataError (a 500); refuse
+    # it at the door, once, instead of in every view.
+    values = [request.path, *request.args.keys(), *request.args.values()]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        values += [*request.form.keys(), *request.form.values()]
+    if all(_storable(value) for value in values):
+        return None
+    detail = "The request contains a NUL character or text that is not valid UTF-8."
+    if _wants_page():
+        return render_template("error.html", status=400, title="Bad Request", detail=detail), 400
+    return problem(400, "Bad Request", detail)
+
+
+def _too_deep(_error: RecursionError) -> Response:
+    return problem(400, "Bad Request", "The request body is nested too deeply.")
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _slug(text: str) -> str:

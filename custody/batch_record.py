@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event, append_events
 from custody.models import CustodyEvent
+from lots.access import Permission, require
 from lots.banks import get_bank, lineage
 from lots.base import utcnow
 from lots.batch import BankKind, Deviation, Eligibility, Lot, LotStatus, Vial
@@ -108,6 +109,7 @@ def create_lot(
     now: dt.datetime | None = None,
 ) -> Lot:
     """Record a lot and commission its vials, one COMMISSIONED event per vial, in one go."""
+    require(user, Permission.LOTS_MANUFACTURE)
     now = now or utcnow()
     if not LOT_NUMBER.match(number):
         raise InvalidValueError(
@@ -249,6 +251,7 @@ def record_step(
 
     `batch_record_completed` closes the record and moves the lot into quarantine.
     """
+    require(user, Permission.LOTS_MANUFACTURE)
     now = now or utcnow()
     details = dict(details or {})
     if step not in set(Step):
@@ -300,6 +303,7 @@ def raise_deviation(
     capa_reference: str | None = None,
 ) -> Deviation:
     """Raise a deviation against a lot; while it is open, the lot cannot be released."""
+    require(user, Permission.DEVIATIONS_RAISE)
     if severity not in set(Severity):
         raise InvalidValueError("severity", f"{severity!r} is not a severity.")
     lot = get_lot(session, lot_number, for_update=True)
@@ -350,6 +354,7 @@ def close_deviation(
     remote_addr: str = "unknown",
 ) -> Deviation:
     """QA closes a deviation with a signature."""
+    require(user, Permission.DEVIATIONS_CLOSE)
     lot = get_lot(session, lot_number, for_update=True)
     deviation = session.scalar(
         select(Deviation).where(Deviation.lot_id == lot.id, Deviation.number == number)

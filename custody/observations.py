@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
 from custody.models import CustodyEvent
+from lots.access import Permission, require
 from lots.base import utcnow
 from lots.errors import InvalidValueError, NotFoundError
 from lots.models import Product, Site, User
@@ -46,6 +47,7 @@ def record_observation(
     now: dt.datetime | None = None,
 ) -> CustodyEvent:
     """Append an INSPECTED event to an existing subject's chain, at the user's site."""
+    require(user, Permission.LEDGER_WRITE)
     kind, _, key = chain.partition(":")
     exists = SUBJECT_KINDS.get(kind)
     if exists is None:

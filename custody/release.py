@@ -22,6 +22,7 @@ from custody.batch_record import (
     manufacturers,
 )
 from custody.ledger import EventDraft, append_event, append_events
+from lots.access import Permission, require
 from lots.banks import descendants, get_bank, get_donor
 from lots.base import utcnow
 from lots.batch import CellBank, Lot, LotStatus, QcResult, ReleaseDecision
@@ -56,8 +57,12 @@ class ReleaseRefusedError(DomainError):
     title = "Release refused"
 
     def __init__(self, lot: str, blockers: list[str]) -> None:
+        # `field` and `reasons` make the problem body list each blocker under errors.release.
         super().__init__(
-            f"Lot {lot} cannot be released: " + " ".join(blockers), lot=lot, blockers=blockers
+            f"Lot {lot} cannot be released: " + " ".join(blockers),
+            lot=lot,
+            field="release",
+            reasons=blockers,
         )
         self.blockers = blockers
 
@@ -104,6 +109,7 @@ def record_result(
 
     A result is never edited: a correction names the result it supersedes, with a reason.
     """
+    require(user, Permission.QC_RESULTS_WRITE)
     now = now or utcnow()
     lot = get_lot(session, lot_number, for_update=True)
     if lot.status not in (LotStatus.IN_PROCESS, LotStatus.QUARANTINE):
@@ -202,6 +208,7 @@ def decide(
     today: dt.date | None = None,
 ) -> ReleaseDecision:
     """QA's signed decision on a lot in quarantine: the only way it leaves quarantine."""
+    require(user, Permission.LOTS_RELEASE)
     if decision not in set(Decision):
         raise InvalidValueError("decision", f"{decision!r} is not a release decision.")
     lot = get_lot(session, lot_number, for_update=True)
@@ -274,6 +281,7 @@ def recall(
     Every affected lot gets one RECALLED event; its vials are quarantined wherever they are,
     because a vial's state follows its lot's recall.
     """
+    require(user, Permission.LOTS_RECALL)
     lots = _lots_in_scope(session, scope, code)
     live = [lot for lot in lots if lot.status not in (LotStatus.RECALLED, LotStatus.REJECTED)]
     if not live:

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Iterable
 from typing import Protocol
 
+from lots.errors import ForbiddenError
+
 
 class Role(enum.StrEnum):
     """The roles of DESIGN.md §2; the `unblinded` flag is separate from them."""
@@ -124,3 +126,10 @@ def can_see(principal: Principal, site_ids: Iterable[int | None]) -> bool:
 def roles_allowed(permission: Permission) -> frozenset[Role]:
     """The roles the policy grants this permission."""
     return POLICY[permission]
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    """Refuse with ForbiddenError unless the role allows the action (services check too:
+    the web layer is not the only way in)."""
+    if not can(principal, permission):
+        raise ForbiddenError(principal.role, str(permission))

@@ -74,3 +74,15 @@ class TooManyAttemptsError(DomainError):
             retry_after_seconds=retry_after_seconds,
         )
         self.retry_after_seconds = retry_after_seconds
+
+
+class ForbiddenError(DomainError):
+    """The user's role does not allow this action."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, role: str, permission: str) -> None:
+        super().__init__(
+            f"The {role} role may not do this ({permission}).", role=role, permission=permission
+        )

@@ -76,14 +76,22 @@ def judge(line: Line, value: str, unit: str | None) -> Judgement:
         expected = (line.expected or "").casefold()
         if word in PASS_WORDS or (expected and word == expected):
             return Judgement(Conformance.CONFORMS, None)
-        if word in FAIL_WORDS:
+        if word in FAIL_WORDS or word == _negation(expected):
             return Judgement(Conformance.OUT_OF_SPECIFICATION, None)
-        raise ResultRefusedError(
-            "value", f"{line.test} is pass or fail (or {line.expected!r}); got {value!r}."
-        )
+        negation = _negation(expected)
+        choices = f"{line.expected!r} or {negation!r}" if negation else "pass or fail"
+        raise ResultRefusedError("value", f"{line.test} is {choices}; got {value!r}.")
     return Judgement(
         _conformance(value.casefold() == (line.expected or "").strip().casefold()), None
     )
+
+
+def _negation(expected: str) -> str | None:
+    # "No growth" fails as "growth", "Not detected" as "detected": what a microbiologist types.
+    for prefix in ("no ", "not "):
+        if expected.startswith(prefix):
+            return expected.removeprefix(prefix).strip()
+    return None
 
 
 def _within(line: Line, number: Decimal) -> bool:

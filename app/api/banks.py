@@ -17,7 +17,7 @@ from app.api.lot_schemas import (
     DonorSchema,
     EligibilitySchema,
 )
-from app.auth import ForbiddenError, require_user, requires
+from app.auth import require_user, requires
 from app.db import get_session
 from app.writes import write
 from lots.access import Permission, can
@@ -32,6 +32,7 @@ from lots.banks import (
     list_banks,
 )
 from lots.batch import CellBank, Donor, Eligibility
+from lots.errors import ForbiddenError
 
 DONOR_FIELDS = (
     "code",

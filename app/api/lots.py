@@ -52,7 +52,6 @@ from custody.ledger import chain_events
 from custody.models import CustodyEvent
 from custody.release import (
     ExceptionalRequest,
-    ReleaseRefusedError,
     current_results,
     decide,
     lot_decisions,
@@ -221,20 +220,15 @@ class Release(MethodView):
         """QA's signed release, exceptional release or rejection; refusals list every reason."""
         lot = _visible_lot(number)
         exceptional = data.pop("exceptional")
-        try:
-            row = decide(
-                get_session(),
-                hasher(),
-                require_user(),
-                number,
-                exceptional=ExceptionalRequest(**exceptional) if exceptional else None,
-                remote_addr=_remote(),
-                **data,
-            )
-        except ReleaseRefusedError as error:
-            # The problem body lists each blocker under errors.release.
-            error.facts.update(field="release", reasons=error.blockers)
-            raise
+        row = decide(
+            get_session(),
+            hasher(),
+            require_user(),
+            number,
+            exceptional=ExceptionalRequest(**exceptional) if exceptional else None,
+            remote_addr=_remote(),
+            **data,
+        )
         return decision_fields(row, lot)
 
 

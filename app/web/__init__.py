@@ -20,14 +20,14 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from app.auth import ForbiddenError, current_user, hasher, login_session
+from app.auth import current_user, hasher, login_session
 from app.db import get_session
 from app.keys import trusted_keys
 from custody.ledger import verify_ledger
 from custody.models import CustodyEvent
 from lots.access import Permission, can, sees_all_sites
 from lots.accounts import authenticate
-from lots.errors import AuthenticationError, TooManyAttemptsError
+from lots.errors import AuthenticationError, ForbiddenError, TooManyAttemptsError
 from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
 from lots.rules import describe_line

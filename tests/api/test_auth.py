@@ -35,15 +35,6 @@ XS228_V2 = {
 }
 
 
-@pytest.fixture
-def session(app):
-    """conftest's session, minus the app context it holds open: with that context open,
-    every request of a test shares one `g`, so one signed-in user and one db session."""
-    session = app.extensions["celltrail.db"].sessions()
-    yield session
-    session.close()
-
-
 def _password(username: str) -> str:
     return f"{username}-demo-2026"
 

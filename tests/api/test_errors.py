@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -52,15 +51,6 @@ LN2_CHECK = {
     "note": "Cryostore LN2 level checked",
     "observations": {"ln2_level_percent": 62},
 }
-
-
-@pytest.fixture
-def session(app):
-    """conftest's session, minus the app context it holds open: with that context open,
-    every request of a test shares one `g`, so one signed-in user and one db session."""
-    session = app.extensions["celltrail.db"].sessions()
-    yield session
-    session.close()
 
 
 def _row_counts(session) -> dict[str, int]:
@@ -427,3 +417,30 @@ def test_no_body_sent_to_record_an_observation_is_a_500(client, auth_headers, co
     assert response.status_code < 400 or (
         response.status_code < 500 and response.mimetype == PROBLEM
     ), response.get_data(as_text=True)
+
+
+def test_a_nul_in_a_path_is_a_clear_400_not_a_database_error(client, auth_headers):
+    response = client.get("/api/v1/products/a%00b", headers=auth_headers("qa"))
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+
+
+def test_a_nul_in_the_login_form_is_refused_before_it_reaches_the_database(client):
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post(
+        "/login", data={"username": "q\x00a", "password": "x", "csrf_token": token}
+    )
+    assert response.status_code == 400
+
+
+def test_a_deeply_nested_json_body_is_a_400(client, auth_headers):
+    body = '{"chain": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.post(
+        "/api/v1/ledger/events",
+        data=body,
+        content_type="application/json",
+        headers=auth_headers("qa"),
+    )
+    assert response.status_code == 400
+    assert response.json["detail"] == "The request body is nested too deeply."

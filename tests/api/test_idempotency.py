@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from sqlalchemy import func, select
 
 from custody.models import CustodyEvent
@@ -16,15 +15,6 @@ LN2_CHECK = {
     "note": "Cryostore LN2 level checked",
     "observations": {"ln2_level_percent": 62},
 }
-
-
-@pytest.fixture
-def session(app):
-    """conftest's session, minus the app context it holds open: with that context open,
-    every request of a test shares one `g`, so one signed-in user and one db session."""
-    session = app.extensions["celltrail.db"].sessions()
-    yield session
-    session.close()
 
 
 def _record(client, headers: dict[str, str], key: str, body: dict | None = None):

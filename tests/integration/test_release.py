@@ -36,7 +36,7 @@ from lots.accounts import create_user, get_site, get_user
 from lots.banks import create_bank
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, QcResult, ReleaseDecision
-from lots.errors import InvalidValueError, NotFoundError
+from lots.errors import ForbiddenError, InvalidValueError, NotFoundError
 from lots.products import add_product_version
 from lots.signatures import SignatureRefusedError
 from tests.integration.test_batch_record import (
@@ -399,7 +399,8 @@ def test_an_expired_lot_cannot_be_released(session):
 
 
 def test_the_analyst_who_entered_a_result_cannot_release_the_lot(session):
-    another_qa(session, "qa-analyst", "Ana Lyst")
+    analyst = another_qa(session, "qa-analyst", "Ana Lyst")
+    analyst.role = "qc"  # an analyst who enters a result, then moves to QA
     lot_in_quarantine(session, "RL-2612-28")
     enter_results(session, "RL-2612-28")
     first = current_results(session, get_lot(session, "RL-2612-28"))["Karyotype"]
@@ -412,6 +413,7 @@ def test_the_analyst_who_entered_a_result_cannot_release_the_lot(session):
         supersedes=first.id,
         reason="Second reader",
     )
+    analyst.role = "qa"
     with pytest.raises(ReleaseRefusedError) as refused:
         qa_decides(session, "RL-2612-28", by="qa-analyst")
     assert refused.value.blockers == [
@@ -422,10 +424,12 @@ def test_the_analyst_who_entered_a_result_cannot_release_the_lot(session):
 
 
 def test_someone_who_manufactured_the_lot_cannot_release_it(session):
-    another_qa(session, "qa-maker", "Mo Maker")
+    maker = another_qa(session, "qa-maker", "Mo Maker")
+    maker.role = "manufacturing"  # signs a step, then moves to QA
     made_lot(session, "RL-2612-29")
     step(session, "RL-2612-29", "harvest", by="qa-maker")
     step(session, "RL-2612-29", "batch_record_completed")
+    maker.role = "qa"
     enter_results(session, "RL-2612-29")
     with pytest.raises(ReleaseRefusedError) as refused:
         qa_decides(session, "RL-2612-29", by="qa-maker")
@@ -435,8 +439,10 @@ def test_someone_who_manufactured_the_lot_cannot_release_it(session):
 
 
 def test_the_person_who_created_the_lot_cannot_release_it(session):
-    another_qa(session, "qa-creator", "Cree Ator")
+    creator = another_qa(session, "qa-creator", "Cree Ator")
+    creator.role = "manufacturing"
     lot_in_quarantine(session, "RL-2612-30", maker="qa-creator")
+    creator.role = "qa"
     enter_results(session, "RL-2612-30")
     with pytest.raises(ReleaseRefusedError) as refused:
         qa_decides(session, "RL-2612-30", by="qa-creator")
@@ -579,3 +585,10 @@ def test_the_ledger_verifies_after_release_rejection_exception_and_recalls(app, 
     assert recalled == decisions >= 5
     report = verify_ledger(session, trusted_keys(app))
     assert report.intact, report.first_break
+
+
+def test_only_the_quality_unit_may_release_even_when_a_service_is_called_directly(session):
+    lot_in_quarantine(session, "RL-2612-31")
+    enter_results(session, "RL-2612-31")
+    with pytest.raises(ForbiddenError):
+        qa_decides(session, "RL-2612-31", by="qc")

@@ -327,3 +327,13 @@ def test_expiry_counts_from_the_utc_date_of_manufacture():
 def test_expiry_crosses_a_leap_day():
     end = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
     assert expiry_date(end, 730) == dt.date(2029, 2, 28)
+
+
+def test_growth_in_a_sterility_test_is_out_of_specification():
+    line = Line(test="Sterility", unit=None, criterion="pass_fail", expected="No growth")
+    assert judge(line, "Growth", None).conformance == Conformance.OUT_OF_SPECIFICATION
+
+
+def test_mycoplasma_detected_is_out_of_specification():
+    line = Line(test="Mycoplasma", unit=None, criterion="pass_fail", expected="Not detected")
+    assert judge(line, "detected", None).conformance == Conformance.OUT_OF_SPECIFICATION

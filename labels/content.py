@@ -1,0 +1,55 @@
+"""What goes on a label, as plain values: the service fills these from its records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+# 21 CFR 312.6(a): the immediate package of an investigational new drug.
+INVESTIGATIONAL_STATEMENT = (
+    "Caution: New Drug — Limited by Federal (or United States) law to investigational use."
+)
+# Shorter forms for labels too small for the full sentence, longest first; the vial label
+# prints the longest that fits on one line, the shipper label always the full sentence.
+SHORT_STATEMENTS = (
+    INVESTIGATIONAL_STATEMENT,
+    "Caution: New Drug — limited by US law to investigational use",
+    "Caution: New Drug — investigational use only",
+    "Caution: investigational use only",
+    "Investigational use only",
+)
+
+
+@dataclass(frozen=True)
+class VialLabel:
+    """One cryovial's label (38 × 13 mm)."""
+
+    product_name: str
+    lot: str
+    serial: str
+    expiry: dt.date
+    storage_condition: str
+    cells_per_vial: int
+    payload: str
+    quarantined: bool = False
+    statement: str = INVESTIGATIONAL_STATEMENT
+
+
+@dataclass(frozen=True)
+class ShipperLabel:
+    """A dry shipper's label (100 × 150 mm)."""
+
+    shipper_id: str
+    sscc: str
+    payload: str
+    from_site: str
+    to_site: str
+    storage_limit: str
+    contents_count: int
+    product_name: str = ""
+    lot: str = ""
+    quarantined: bool = False
+    statement: str = INVESTIGATIONAL_STATEMENT
+
+
+Label = VialLabel | ShipperLabel
