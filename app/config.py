@@ -27,13 +27,17 @@ def from_environment(environ: Mapping[str, str], instance_path: str) -> dict[str
     database_url = environ.get("DATABASE_URL") or _default_database_url(instance_path)
     checkpoint_key = environ.get("CELLTRAIL_CHECKPOINT_KEY")
     if not checkpoint_key and not production:
-        checkpoint_key = _development_checkpoint_key(instance_path)
+        checkpoint_key = _development_key(instance_path, "checkpoint-dev.key")
+    label_keys = environ.get("CELLTRAIL_LABEL_KEYS")
+    if not label_keys and not production:
+        label_keys = "dev1:" + _development_key(instance_path, "label-dev.key")
     return {
         "CELLTRAIL_PRODUCTION": production,
         "SECRET_KEY": secret_key,
         "DATABASE_URL": _psycopg3(database_url),
         "PUBLIC_URL": environ.get("CELLTRAIL_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "CHECKPOINT_KEY": checkpoint_key or None,
+        "LABEL_KEYS": label_keys or None,
         "CHECKPOINT_PUBLIC_KEYS": [
             key.strip()
             for key in environ.get("CELLTRAIL_CHECKPOINT_PUBLIC_KEYS", "").split(",")
@@ -61,9 +65,9 @@ def _psycopg3(url: str) -> str:
     return url
 
 
-def _development_checkpoint_key(instance_path: str) -> str:
+def _development_key(instance_path: str, name: str) -> str:
     # Outside production a key is made once and kept in instance/, never in the database.
-    path = Path(instance_path) / "checkpoint-dev.key"
+    path = Path(instance_path) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())

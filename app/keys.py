@@ -7,6 +7,8 @@ from flask import Flask, current_app
 
 from custody.checkpoints import key_id, load_private_key, load_public_key
 from custody.errors import CheckpointKeyMissingError
+from labels.keys import LabelKey, parse_label_keys
+from lots.errors import DomainError
 
 
 def signing_key(app: Flask | None = None) -> Ed25519PrivateKey:
@@ -24,3 +26,21 @@ def trusted_keys(app: Flask | None = None) -> dict[str, Ed25519PublicKey]:
     if config.get("CHECKPOINT_KEY"):
         keys.append(load_private_key(config["CHECKPOINT_KEY"]).public_key())
     return {key_id(key): key for key in keys}
+
+
+def label_keys(app: Flask | None = None) -> tuple[LabelKey, ...]:
+    """The label MAC keys: the first signs new labels, all of them verify."""
+    encoded = (app or current_app).config.get("LABEL_KEYS")
+    if not encoded:
+        raise LabelKeysMissingError()
+    return parse_label_keys(encoded)
+
+
+class LabelKeysMissingError(DomainError):
+    """Labels cannot be signed or checked without keys from the environment."""
+
+    status = 503
+    title = "Label keys not configured"
+
+    def __init__(self) -> None:
+        super().__init__("No label keys are configured; set CELLTRAIL_LABEL_KEYS.")

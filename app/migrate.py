@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -27,3 +28,39 @@ def upgrade(
 ) -> None:
     """Apply every migration up to `revision`."""
     command.upgrade(alembic_config(url, connection), revision)
+
+
+def create_append_only_triggers(op: Any, tables: tuple[str, ...]) -> None:
+    """Refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on these tables.
+
+    For migrations after 0001, which creates the PostgreSQL trigger function.
+    """
+    if op.get_bind().dialect.name == "postgresql":
+        for table in tables:
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION celltrail_refuse_change()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION celltrail_refuse_change()"
+            )
+        return
+    for table in tables:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {action} refused'); END"
+            )
+
+
+def drop_append_only_triggers(op: Any, tables: tuple[str, ...]) -> None:
+    """Remove the triggers `create_append_only_triggers` made (downgrades)."""
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for table in tables:
+        if postgresql:
+            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+        else:
+            for action in ("update", "delete"):
+                op.execute(f"DROP TRIGGER {table}_no_{action}")

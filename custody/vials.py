@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from custody.models import ChainHead, CustodyEvent
+from custody.models import CustodyEvent
 from lots.batch import LotStatus, Vial
 
 # The vial state each event type leaves behind (DESIGN.md §2).
@@ -40,17 +40,25 @@ def derive_state(last_event_type: str | None, lot_status: str) -> str:
 
 
 def vial_states(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
-    """The derived state of each vial, by serial, in one query."""
+    """The derived state of each vial, by serial, in one query.
+
+    Only state-changing events count: an observation or a bedside check on a vial's chain
+    leaves its state as it was.
+    """
     if not vials:
         return {}
     chains = {vial.chain: vial for vial in vials}
+    stateful = list(STATE_AFTER)
+    newest = (
+        select(CustodyEvent.chain, func.max(CustodyEvent.seq).label("seq"))
+        .where(CustodyEvent.chain.in_(list(chains)), CustodyEvent.event_type.in_(stateful))
+        .group_by(CustodyEvent.chain)
+        .subquery()
+    )
     last = session.execute(
-        select(ChainHead.chain, CustodyEvent.event_type)
-        .join(
-            CustodyEvent,
-            and_(CustodyEvent.chain == ChainHead.chain, CustodyEvent.seq == ChainHead.seq),
+        select(CustodyEvent.chain, CustodyEvent.event_type).join(
+            newest, and_(CustodyEvent.chain == newest.c.chain, CustodyEvent.seq == newest.c.seq)
         )
-        .where(ChainHead.chain.in_(list(chains)))
     )
     types: dict[str, str] = dict(last.all())
     return {

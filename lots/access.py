@@ -45,6 +45,8 @@ class Permission(enum.StrEnum):
     QC_RESULTS_WRITE = "qc-results:write"
     LOTS_RELEASE = "lots:release"
     LOTS_RECALL = "lots:recall"
+    LABELS_PRINT = "labels:print"
+    SCAN = "scan"
 
 
 EVERYONE = frozenset(Role)
@@ -86,6 +88,9 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # 21 CFR 211.22 / EU Annex 16: only the quality unit releases, rejects and recalls.
     Permission.LOTS_RELEASE: frozenset({Role.QA}),
     Permission.LOTS_RECALL: frozenset({Role.QA}),
+    # Labels are printed at the manufacturer (FACT: labelling is a controlled operation).
+    Permission.LABELS_PRINT: frozenset({Role.MANUFACTURING, Role.QA}),
+    Permission.SCAN: EVERYONE,
 }
 
 # Roles that see every site's records: oversight (QA disposition, audit, administration).

@@ -5,14 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import app.writes  # noqa: F401 - registers the idempotency table
-import custody.models  # noqa: F401 - registers the ledger tables
-import lots.batch
-import lots.models  # noqa: F401 - registers the master-data tables
 from app.db import make_engine
-from lots.base import Base
+from app.schema import metadata
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

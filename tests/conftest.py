@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 # A fixed checkpoint key for the suite; production keys come from the environment only.
 TEST_CHECKPOINT_KEY = "Y2VsbHRyYWlsLXRlc3QtY2hlY2twb2ludC1rZXktMzI="
 os.environ["CELLTRAIL_CHECKPOINT_KEY"] = TEST_CHECKPOINT_KEY
+# Fixed label keys: "t1" signs, "t0" is an older key still trusted (rotation).
+TEST_LABEL_KEYS = (
+    "t1:dGVzdC1sYWJlbC1rZXktb25lLTMyLWJ5dGVzLWxvbmchIQ==,"
+    "t0:dGVzdC1sYWJlbC1rZXktemVyby0zMi1ieXRlcy1sb25nISE="
+)
+os.environ["CELLTRAIL_LABEL_KEYS"] = TEST_LABEL_KEYS
 os.environ.pop("DATABASE_URL", None)
 
 from app import create_app, demo  # noqa: E402
@@ -27,6 +33,8 @@ TEST_CONFIG = {
     "TESTING": True,
     "PASSWORD_HASHER": "cheapest",
     "CHECKPOINT_KEY": TEST_CHECKPOINT_KEY,
+    "LABEL_KEYS": TEST_LABEL_KEYS,
+    "PUBLIC_URL": "https://trail.example.org",
     "SERVER_NAME": None,
 }
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrate import create_append_only_triggers, drop_append_only_triggers
+
 
 APPEND_ONLY = ("qc_results", "release_decisions")
 
@@ -171,10 +173,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_vials_lot_id'), ['lot_id'], unique=False)
 
 
-    create_append_only_triggers()
+    create_append_only_triggers(op, APPEND_ONLY)
 
 def downgrade() -> None:
-    drop_append_only_triggers()
+    drop_append_only_triggers(op, APPEND_ONLY)
     with op.batch_alter_table('vials', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vials_lot_id'))
 
@@ -204,35 +206,3 @@ def downgrade() -> None:
     op.drop_table('cell_banks')
     op.drop_table('donors')
 
-
-def create_append_only_triggers() -> None:
-    """Refuse UPDATE and DELETE on the append-only tables (the function comes from 0001)."""
-    if op.get_bind().dialect.name == "postgresql":
-        for table in APPEND_ONLY:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION celltrail_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION celltrail_refuse_change()"
-            )
-        return
-    for table in APPEND_ONLY:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {action} refused'); END"
-            )
-
-
-def drop_append_only_triggers() -> None:
-    """Remove the triggers (downgrade only)."""
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for table in APPEND_ONLY:
-        if postgresql:
-            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
-        else:
-            for action in ("update", "delete"):
-                op.execute(f"DROP TRIGGER {table}_no_{action}")

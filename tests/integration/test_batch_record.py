@@ -25,9 +25,10 @@ from custody.batch_record import (
     raise_deviation,
     record_step,
 )
-from custody.ledger import chain_events
+from custody.ledger import EventDraft, append_event, chain_events
 from custody.models import CustodyEvent
 from custody.release import record_result
+from custody.vials import vial_states
 from lots.accounts import get_site, get_user, password_hasher
 from lots.banks import create_bank, create_donor
 from lots.base import utcnow
@@ -434,3 +435,20 @@ def test_a_deviation_is_not_closed_with_a_wrong_password(session):
         )
     assert [d.is_open for d in lot_deviations(session, get_lot(session, "BR-2612-26"))] == [True]
     assert event_types(session, "lot:BR-2612-26")[-1] == "DEVIATION_RAISED"
+
+
+def test_an_observation_on_a_vial_leaves_its_state_as_it_was(session):
+    lot = made_lot(session, "OBS-2612-01")
+    vial = lot_vials(session, lot)[0]
+    append_event(
+        session,
+        EventDraft(
+            vial.chain,
+            "INSPECTED",
+            utcnow(),
+            {"note": "frost on cap"},
+            get_user(session, "qa"),
+            None,
+        ),
+    )
+    assert vial_states(session, [vial])[vial.serial] == "in_stock"

@@ -1,0 +1,268 @@
+"""Printing a lot's vial labels, and label reconciliation (FACT 8th ed.): every print and
+reprint recorded per vial, a reprint only with a reason.
+
+Lives in custody/ because each print job is a ledger event on the lot's chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from custody.batch_record import get_lot, lot_vials
+from custody.ledger import EventDraft, append_event
+from labels.keys import LabelKey
+from labels.payload import vial_uri
+from labels.render import Format, Layout, Progress, VialLabel, media_type, render
+from lots.access import Permission, require
+from lots.base import Base, utcnow
+from lots.batch import Lot, LotStatus, Vial
+from lots.errors import DomainError, InvalidValueError
+from lots.models import User
+
+PRINTABLE = frozenset({LotStatus.QUARANTINE, LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_RELEASED})
+SINGLE_LABEL_FORMATS = frozenset({Format.PNG, Format.SVG})
+
+
+class LabelPrintJob(Base):
+    """One rendering of labels for printing: who, when, which format, and why, if a reprint."""
+
+    __tablename__ = "label_print_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    format: Mapped[str] = mapped_column(String(8))
+    layout: Mapped[str | None] = mapped_column(String(8))
+    dpi: Mapped[int] = mapped_column(Integer)
+    label_count: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    quarantined: Mapped[bool]
+    printed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    printed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    event_hash: Mapped[str] = mapped_column(String(64))
+
+    printed_by: Mapped[User] = relationship()
+
+
+class LabelPrint(Base):
+    """One label of one vial; a reprint names the label it replaces (which was destroyed)."""
+
+    __tablename__ = "label_prints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("label_print_jobs.id"), index=True)
+    vial_id: Mapped[int] = mapped_column(ForeignKey("vials.id"), index=True)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("label_prints.id"), unique=True)
+
+
+class LotNotPrintableError(DomainError):
+    """Labels of a lot that is rejected, recalled or still in process."""
+
+    status = 409
+    title = "Lot not printable"
+
+    def __init__(self, lot: str, status: str) -> None:
+        super().__init__(
+            f"Lot {lot} is {status.replace('_', ' ')}: only released or quarantined lots "
+            "print labels.",
+            lot=lot,
+            status=status,
+        )
+
+
+class ReprintReasonRequiredError(DomainError):
+    """Printing a label for a vial that already has one, without saying why."""
+
+    status = 409
+    title = "Reprint needs a reason"
+
+    def __init__(self, lot: str, serials: list[str]) -> None:
+        shown = ", ".join(serials[:3]) + (
+            f" and {len(serials) - 3} more" if len(serials) > 3 else ""
+        )
+        super().__init__(
+            f"{len(serials)} vial(s) of lot {lot} already have a label ({shown}); a reprint "
+            "states its reason.",
+            lot=lot,
+            field="reason",
+            serials=serials,
+        )
+
+
+@dataclass(frozen=True)
+class PrintedLabels:
+    """The document to send to the printer, and the job that recorded it."""
+
+    content: bytes
+    media_type: str
+    job: LabelPrintJob
+
+
+@dataclass
+class Reconciliation:
+    """Labels printed against vials: what an inspector checks before a lot ships."""
+
+    vials: int = 0
+    labels_printed: int = 0
+    reprints: int = 0
+    unlabelled: list[str] = field(default_factory=list)
+    several_live: list[str] = field(default_factory=list)
+
+    @property
+    def reconciled(self) -> bool:
+        """Every vial has exactly one live label."""
+        return not self.unlabelled and not self.several_live
+
+
+def print_labels(
+    session: Session,
+    user: User,
+    lot_number: str,
+    *,
+    fmt: str,
+    base: str,
+    key: LabelKey,
+    layout: str = Layout.ROLL,
+    dpi: int = 300,
+    serials: Sequence[str] | None = None,
+    reason: str | None = None,
+    progress: Progress | None = None,
+) -> PrintedLabels:
+    """Render labels for the lot's vials (or some of them) and record the print per vial."""
+    require(user, Permission.LABELS_PRINT)
+    fmt_ = Format(fmt)
+    lot = get_lot(session, lot_number, for_update=True)
+    if lot.status not in PRINTABLE:
+        raise LotNotPrintableError(lot.number, lot.status)
+    vials = _chosen(session, lot, serials)
+    if fmt_ in SINGLE_LABEL_FORMATS and len(vials) != 1:
+        raise InvalidValueError("serial", f"A {fmt_.value.upper()} holds one label: name one vial.")
+    live = _live_labels(session, [vial.id for vial in vials])
+    relabelled = [vial.serial for vial in vials if vial.id in live]
+    if relabelled and not reason:
+        raise ReprintReasonRequiredError(lot.number, relabelled)
+    version = lot.product_version
+    content = render(
+        [
+            VialLabel(
+                product_name=version.name,
+                lot=lot.number,
+                serial=vial.serial,
+                expiry=lot.expires_on,
+                storage_condition=version.storage_condition,
+                cells_per_vial=lot.cells_per_vial,
+                payload=vial_uri(
+                    base=base,
+                    gtin=lot.product.gtin,
+                    lot=lot.number,
+                    serial=vial.serial,
+                    expiry=lot.expires_on,
+                    key=key,
+                ),
+                quarantined=lot.status == LotStatus.QUARANTINE,
+            )
+            for vial in vials
+        ],
+        fmt_,
+        layout=layout,
+        dpi=dpi,
+        progress=progress,
+    )
+    now = utcnow()
+    event = append_event(
+        session,
+        EventDraft(
+            lot.chain,
+            "LABELS_PRINTED",
+            now,
+            {
+                "lot": lot.number,
+                "format": fmt_.value,
+                "labels": len(vials),
+                "first": vials[0].serial,
+                "last": vials[-1].serial,
+                "reprinted": len(relabelled),
+                "reason": reason,
+                "quarantined": lot.status == LotStatus.QUARANTINE,
+            },
+            user,
+            user.site,
+        ),
+    )
+    job = LabelPrintJob(
+        lot_id=lot.id,
+        format=fmt_.value,
+        layout=Layout(layout).value if fmt_ == Format.PDF else None,
+        dpi=dpi,
+        label_count=len(vials),
+        reason=reason,
+        quarantined=lot.status == LotStatus.QUARANTINE,
+        printed_by=user,
+        printed_at=now,
+        event_hash=event.hash,
+    )
+    session.add(job)
+    session.flush()
+    session.add_all(
+        LabelPrint(job_id=job.id, vial_id=vial.id, replaces_id=live.get(vial.id)) for vial in vials
+    )
+    session.flush()
+    return PrintedLabels(content, media_type(fmt_), job)
+
+
+def reconcile(session: Session, lot: Lot) -> Reconciliation:
+    """Labels printed vs vials, with the vials that have no label or more than one live label."""
+    vials = lot_vials(session, lot)
+    prints = session.execute(
+        select(LabelPrint.id, LabelPrint.vial_id, LabelPrint.replaces_id)
+        .join(Vial, Vial.id == LabelPrint.vial_id)
+        .where(Vial.lot_id == lot.id)
+    ).all()
+    replaced = {replaces for _, _, replaces in prints if replaces is not None}
+    live_count: dict[int, int] = {}
+    for label_id, vial_id, _ in prints:
+        if label_id not in replaced:
+            live_count[vial_id] = live_count.get(vial_id, 0) + 1
+    return Reconciliation(
+        vials=len(vials),
+        labels_printed=len(prints),
+        reprints=len(replaced),
+        unlabelled=[vial.serial for vial in vials if vial.id not in live_count],
+        several_live=[vial.serial for vial in vials if live_count.get(vial.id, 0) > 1],
+    )
+
+
+def lot_print_jobs(session: Session, lot: Lot) -> Sequence[LabelPrintJob]:
+    """The lot's print jobs, oldest first."""
+    return session.scalars(
+        select(LabelPrintJob).where(LabelPrintJob.lot_id == lot.id).order_by(LabelPrintJob.id)
+    ).all()
+
+
+def _chosen(session: Session, lot: Lot, serials: Sequence[str] | None) -> list[Vial]:
+    vials = list(lot_vials(session, lot))
+    if serials is None:
+        return vials
+    wanted = set(serials)
+    chosen = [vial for vial in vials if vial.serial in wanted]
+    unknown = sorted(wanted - {vial.serial for vial in chosen})
+    if unknown:
+        raise InvalidValueError("serial", f"Not vials of lot {lot.number}: {', '.join(unknown)}.")
+    return chosen
+
+
+def _live_labels(session: Session, vial_ids: list[int]) -> dict[int, int]:
+    """For each vial with a live label, that label's id (the newest one not replaced)."""
+    if not vial_ids:
+        return {}
+    prints = session.execute(
+        select(LabelPrint.id, LabelPrint.vial_id, LabelPrint.replaces_id)
+        .where(LabelPrint.vial_id.in_(vial_ids))
+        .order_by(LabelPrint.id)
+    ).all()
+    replaced = {replaces for _, _, replaces in prints if replaces is not None}
+    return {vial_id: label_id for label_id, vial_id, _ in prints if label_id not in replaced}
