@@ -67,6 +67,42 @@ def root_of(event_hashes: Iterable[str]) -> tuple[str, int]:
     return builder.hexdigest(), builder.count
 
 
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A claim with its signature, from the database or from an anchor kept outside it."""
+
+    name: str
+    claim: CheckpointClaim
+    key_id: str
+    signature: str
+
+    def anchor(self) -> dict[str, object]:
+        """The JSON an operator stores outside the database (a ticket, a log, a notary)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "upto_event_id": self.claim.upto_event_id,
+            "event_count": self.claim.event_count,
+            "root": self.claim.root,
+            "created_at": self.claim.created_at,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+
+def parse_anchor(document: Mapping[str, object], name: str = "anchor") -> SignedCheckpoint:
+    """A checkpoint anchor read back from its JSON; ValueError when it is not one."""
+    try:
+        claim = CheckpointClaim(
+            upto_event_id=int(str(document["upto_event_id"])),
+            event_count=int(str(document["event_count"])),
+            root=str(document["root"]),
+            created_at=str(document["created_at"]),
+        )
+        return SignedCheckpoint(name, claim, str(document["key_id"]), str(document["signature"]))
+    except KeyError as error:
+        raise ValueError(f"a checkpoint anchor needs {error.args[0]!r}") from error
+
+
 def load_private_key(encoded: str) -> Ed25519PrivateKey:
     """An Ed25519 key from the base64 of its 32-byte seed (the environment's form)."""
     seed = _b64decode(encoded)

@@ -13,7 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from custody.chain import Actor, Break, ChainVerifier, build_body, format_time, link
-from custody.checkpoints import CheckpointClaim, RootBuilder, sign, signature_is_valid
+from custody.checkpoints import (
+    CheckpointClaim,
+    RootBuilder,
+    SignedCheckpoint,
+    sign,
+    signature_is_valid,
+)
 from custody.models import ChainHead, CustodyEvent, LedgerCheckpoint
 from lots.base import utcnow
 from lots.models import Site, User
@@ -107,19 +113,30 @@ class VerificationReport:
 
 
 def verify_ledger(
-    session: Session, public_keys: Mapping[str, Ed25519PublicKey]
+    session: Session,
+    public_keys: Mapping[str, Ed25519PublicKey],
+    anchors: Sequence[SignedCheckpoint] = (),
 ) -> VerificationReport:
-    """Recompute every chain, compare the heads, and check every signed checkpoint."""
+    """Recompute every chain, compare the heads, and check every signed checkpoint.
+
+    `anchors` are checkpoints kept outside the database: they are checked against the
+    recomputed ledger like the stored ones, so deleting the stored checkpoints (triggers
+    off) and rewriting the ledger is still caught.
+    """
     report = VerificationReport()
     verifier = ChainVerifier()
     root = RootBuilder()
-    checkpoints = list(
-        session.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.upto_event_id))
-    )
+    stored = [
+        _signed(checkpoint)
+        for checkpoint in session.scalars(
+            select(LedgerCheckpoint).order_by(LedgerCheckpoint.upto_event_id)
+        )
+    ]
+    checkpoints = sorted([*stored, *anchors], key=lambda signed: signed.claim.upto_event_id)
     pending = iter(checkpoints)
     next_checkpoint = next(pending, None)
     for row in _stream_events(session):
-        while next_checkpoint is not None and row.id > next_checkpoint.upto_event_id:
+        while next_checkpoint is not None and row.id > next_checkpoint.claim.upto_event_id:
             report.first_break = _check_checkpoint(next_checkpoint, root, public_keys)
             if report.first_break:
                 return _finish(report, verifier)
@@ -211,30 +228,36 @@ def _finish(report: VerificationReport, verifier: ChainVerifier) -> Verification
     return report
 
 
-def _check_checkpoint(
-    checkpoint: LedgerCheckpoint, root: RootBuilder, public_keys: Mapping[str, Ed25519PublicKey]
-) -> Break | None:
+def _signed(checkpoint: LedgerCheckpoint) -> SignedCheckpoint:
     claim = CheckpointClaim(
         upto_event_id=checkpoint.upto_event_id,
         event_count=checkpoint.event_count,
         root=checkpoint.root,
         created_at=format_time(checkpoint.created_at),
     )
-    where = f"checkpoint {checkpoint.id}"
+    return SignedCheckpoint(
+        f"checkpoint {checkpoint.id}", claim, checkpoint.key_id, checkpoint.signature
+    )
+
+
+def _check_checkpoint(
+    checkpoint: SignedCheckpoint, root: RootBuilder, public_keys: Mapping[str, Ed25519PublicKey]
+) -> Break | None:
+    claim = checkpoint.claim
     if not signature_is_valid(claim, checkpoint.key_id, checkpoint.signature, public_keys):
         reason = (
             "its signature does not verify"
             if checkpoint.key_id in public_keys
             else f"it is signed by key {checkpoint.key_id}, which is not a trusted key"
         )
-        return Break(where, None, checkpoint.upto_event_id, reason)
-    if (root.count, root.hexdigest()) != (checkpoint.event_count, checkpoint.root):
+        return Break(checkpoint.name, None, claim.upto_event_id, reason)
+    if (root.count, root.hexdigest()) != (claim.event_count, claim.root):
         return Break(
-            where,
+            checkpoint.name,
             None,
-            checkpoint.upto_event_id,
-            f"the ledger up to event {checkpoint.upto_event_id} is not the one signed "
-            f"({root.count} events now, {checkpoint.event_count} signed)",
+            claim.upto_event_id,
+            f"the ledger up to event {claim.upto_event_id} is not the one signed "
+            f"({root.count} events now, {claim.event_count} signed)",
         )
     return None
 

@@ -17,7 +17,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from app.keys import signing_key, trusted_keys
-from custody.chain import Actor, build_body, digest, link
+from custody.chain import Actor, build_body, digest, format_time, link
+from custody.checkpoints import CheckpointClaim, SignedCheckpoint, parse_anchor
 from custody.ledger import (
     EventDraft,
     append_event,
@@ -373,3 +374,41 @@ def test_a_deleted_tail_with_its_head_moved_back_is_caught_by_a_checkpoint(
     report = _verify(session, app)
     assert _where(report) == (f"checkpoint {checkpoint.id}", None)
     assert report.first_break.event_id == checkpoint.upto_event_id
+
+
+# Anchors: checkpoints kept outside the database
+
+
+def _anchor_of(checkpoint):
+    return parse_anchor(
+        SignedCheckpoint(
+            "stored",
+            CheckpointClaim(
+                upto_event_id=checkpoint.upto_event_id,
+                event_count=checkpoint.event_count,
+                root=checkpoint.root,
+                created_at=format_time(checkpoint.created_at),
+            ),
+            checkpoint.key_id,
+            checkpoint.signature,
+        ).anchor(),
+        name="anchor from the QA log",
+    )
+
+
+def test_deleting_every_stored_checkpoint_then_rewriting_is_caught_by_an_anchor(
+    session, app, vial, unguarded
+):
+    anchor = _anchor_of(create_checkpoint(session, signing_key(app)))
+    unguarded("DELETE FROM ledger_checkpoints")
+    _rewrite(session, unguarded, vial, {"position": "Z9"})
+    assert _verify(session, app).intact  # what the database alone can still prove
+    report = verify_ledger(session, trusted_keys(app), anchors=[anchor])
+    assert _where(report) == ("anchor from the QA log", None)
+
+
+def test_an_anchor_with_an_edited_root_is_refused_as_unsigned(session, app, vial):
+    anchor = _anchor_of(create_checkpoint(session, signing_key(app)))
+    document = {**anchor.anchor(), "root": "0" * 64}
+    report = verify_ledger(session, trusted_keys(app), anchors=[parse_anchor(document, "forged")])
+    assert report.first_break.reason == "its signature does not verify"
