@@ -226,4 +226,5 @@ def init_app(app: Flask) -> None:
         return response
 
 
+from app.web import labels as _labels  # noqa: E402,F401 - registers the label pages on `bp`
 from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`

@@ -33,6 +33,7 @@ from custody.batch_record import (
     lot_site_ids,
 )
 from custody.coa import render_coa
+from custody.labelling import PRINTABLE, lot_print_jobs, reconcile
 from custody.ledger import chain_events
 from custody.release import (
     Decision,
@@ -304,6 +305,10 @@ def _render_lot(user: User, found: Lot, state: PageState) -> str:
         today=utcnow().date(),
         release_meaning=RELEASE_MEANING,
         reject_meaning=REJECT_MEANING,
+        labels=reconcile(db, found),
+        print_jobs=lot_print_jobs(db, found),
+        can_print=can(user, Permission.LABELS_PRINT),
+        printable=found.status in PRINTABLE,
     )
 
 
