@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 import sys
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -13,19 +14,24 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy.orm import Session
 
 from app import demo
+from app.api.labels import label_filename
 from app.db import database
-from app.keys import signing_key, trusted_keys
+from app.keys import label_keys, signing_key, trusted_keys
 from app.migrate import upgrade
 from custody.checkpoints import load_private_key, public_key_text
+from custody.labelling import print_labels
 from custody.ledger import create_checkpoint, settle_ledger, verify_ledger
+from labels.payload import InvalidIdentifierError
+from labels.render import Format, LabelTooSmallError, Layout
 from lots.access import Role
-from lots.accounts import create_user, password_hasher
+from lots.accounts import create_user, get_user, password_hasher
 from lots.errors import DomainError
 
 db_cli = AppGroup("db", help="The database schema.")
 demo_cli = AppGroup("demo", help="Demo data from the trial documents.")
 users_cli = AppGroup("users", help="User accounts.")
 ledger_cli = AppGroup("ledger", help="The custody ledger.")
+labels_cli = AppGroup("labels", help="Vial labels.")
 
 
 def _session() -> Session:
@@ -140,9 +146,101 @@ def ledger_keygen() -> None:
     click.echo(f"# public key, for CELLTRAIL_CHECKPOINT_PUBLIC_KEYS after rotation: {public}")
 
 
+@labels_cli.command("render")
+@click.argument("lot")
+@click.option("--format", "fmt", type=click.Choice([fmt.value for fmt in Format]), required=True)
+@click.option(
+    "--layout",
+    type=click.Choice([layout.value for layout in Layout]),
+    default=Layout.ROLL.value,
+    show_default=True,
+    help="PDF: one label per page at label size (roll), or sheets of A4 or US Letter.",
+)
+@click.option("--dpi", type=click.Choice(["203", "300"]), default="300", show_default=True)
+@click.option(
+    "--serial", "serials", multiple=True, help="Only this vial (repeatable); PNG/SVG need one."
+)
+@click.option("--reason", help="Why vials that already have a label are labelled again.")
+@click.option(
+    "--as",
+    "username",
+    required=True,
+    help="Who prints: every print is recorded per vial against this user.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Default: LOT-labels.<format> (SERIAL-label.<format> for one PNG/SVG label).",
+)
+def labels_render(  # noqa: PLR0917 - click passes each option positionally
+    lot: str,
+    fmt: str,
+    layout: str,
+    dpi: str,
+    serials: tuple[str, ...],
+    reason: str | None,
+    username: str,
+    output: str | None,
+) -> None:
+    """Render and record a print of LOT's vial labels (released or quarantined lots only)."""
+    path = output or label_filename(lot, fmt, serials)
+    bar = _ProgressBar(f"Rendering labels of {lot}")
+    try:
+        with _session() as session, session.begin():
+            user = get_user(session, username)
+            if not user.active:
+                raise click.ClickException(f"User {username} is deactivated.")
+            printed = print_labels(
+                session,
+                user,
+                lot,
+                fmt=fmt,
+                base=current_app.config["PUBLIC_URL"],
+                key=label_keys()[0],
+                layout=layout,
+                dpi=int(dpi),
+                serials=serials or None,
+                reason=(reason or "").strip() or None,
+                progress=bar,
+            )
+            bar.close()
+            # Written inside the transaction: a file that cannot be written records no print.
+            with open(path, "wb") as file:
+                file.write(printed.content)
+            count, job_id = printed.job.label_count, printed.job.id
+    except DomainError as error:
+        raise click.ClickException(error.detail) from error
+    except (InvalidIdentifierError, LabelTooSmallError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        bar.close()
+    click.echo(f"{count} label(s) of lot {lot} written to {path} (print job {job_id}).")
+
+
+class _ProgressBar:
+    """print_labels' progress callback as a click progress bar, opened at the first label."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
 def init_app(app: Flask) -> None:
     """Attach the command groups to `flask`/`celltrail`."""
-    for group in (db_cli, demo_cli, users_cli, ledger_cli):
+    for group in (db_cli, demo_cli, users_cli, ledger_cli, labels_cli):
         app.cli.add_command(group)
 
 

@@ -37,7 +37,7 @@ class Source(StrEnum):
 
 
 class Problem(StrEnum):
-    """Why a scan is refused. The last three are found by the service, which has the records."""
+    """Why a scan is refused. The last four are found by the service, which has the records."""
 
     NOTHING_SCANNED = "nothing_scanned"
     UNREADABLE = "unreadable"
@@ -51,6 +51,7 @@ class Problem(StrEnum):
     UNKNOWN_IDENTIFIER = "unknown_identifier"
     GTIN_NOT_THE_VIALS_PRODUCT = "gtin_not_the_vials_product"
     SERIAL_NOT_IN_LOT = "serial_not_in_lot"
+    EXPIRY_NOT_THE_LOTS = "expiry_not_the_lots"
 
 
 _SENTENCES = {
@@ -72,6 +73,8 @@ _SENTENCES = {
     Problem.UNKNOWN_IDENTIFIER: "celltrail has no record of {identifier}.",
     Problem.GTIN_NOT_THE_VIALS_PRODUCT: "The GTIN {gtin} is not the product of vial {serial}.",
     Problem.SERIAL_NOT_IN_LOT: "Vial {serial} does not belong to lot {lot}.",
+    Problem.EXPIRY_NOT_THE_LOTS: "The code gives expiry {expiry}, but lot {lot} expires on "
+    "{expires_on}: the code is not this vial's, or was altered.",
 }
 
 

@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.wrappers import Response
 
-from app.api import auth, banks, ledger, lots, products, sites, users
+from app.api import auth, banks, labels, ledger, lots, products, sites, users
 
 BLUEPRINTS = (
     auth.blp,
@@ -17,6 +17,7 @@ BLUEPRINTS = (
     products.blp,
     banks.blp,
     lots.blp,
+    labels.blp,
     ledger.blp,
     ledger.audit_blp,
 )

@@ -1,0 +1,455 @@
+"""Vial labels (print and reprint, per-vial reconciliation) and scans of anything celltrail
+prints or a GS1 scanner sends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_wtf.csrf import CSRFError
+from marshmallow import fields, validate
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.lot_schemas import TEXT
+from app.api.schemas import StrictSchema
+from app.auth import ensure_visible, require_user, requires
+from app.db import get_session
+from app.keys import label_keys
+from app.writes import write
+from custody.batch_record import MAX_VIALS, get_lot, lot_site_ids
+from custody.labelling import (
+    PRINTABLE,
+    LabelPrint,
+    LabelPrintJob,
+    lot_print_jobs,
+    print_labels,
+    reconcile,
+)
+from custody.vials import FINAL_STATES, vial_states
+from labels.payload import InvalidIdentifierError
+from labels.render import Format, LabelTooSmallError, Layout
+from labels.resolution import Kind, Problem, Resolution
+from labels.resolve import resolve
+from lots.access import Permission, can, can_see
+from lots.base import utcnow
+from lots.batch import Lot, LotStatus, Vial
+from lots.errors import DomainError
+from lots.models import User
+
+MAX_SCAN_CHARS = 2000
+RECALLABLE = frozenset({LotStatus.QUARANTINE, LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_RELEASED})
+
+blp = Blueprint(
+    "labels", __name__, url_prefix="", description="Vial labels, label reconciliation and scans"
+)
+
+
+# --- schemas ----------------------------------------------------------------------------
+
+
+class LabelQuerySchema(StrictSchema):
+    format = fields.String(required=True, validate=validate.OneOf([f.value for f in Format]))
+    layout = fields.String(
+        load_default=Layout.ROLL.value,
+        validate=validate.OneOf([layout.value for layout in Layout]),
+        metadata={"description": "PDF only: one label per page (roll) or a sheet."},
+    )
+    dpi = fields.Integer(
+        load_default=300,
+        validate=validate.OneOf([203, 300]),
+        metadata={"description": "The printer's resolution: QR modules are whole dots."},
+    )
+    serial = fields.List(
+        fields.String(validate=validate.Length(1, 20)),
+        load_default=None,
+        validate=validate.Length(1, MAX_VIALS),
+        metadata={"description": "Repeatable; only these vials. PNG and SVG name exactly one."},
+    )
+    reason = fields.String(
+        load_default=None,
+        validate=TEXT,
+        metadata={"description": "Why vials that already have a label are labelled again."},
+    )
+
+
+class PrintJobSchema(StrictSchema):
+    id = fields.Integer()
+    printed_by = fields.String()
+    printed_by_name = fields.String()
+    printed_at = fields.DateTime()
+    format = fields.String()
+    layout = fields.String(allow_none=True)
+    dpi = fields.Integer()
+    labels = fields.Integer()
+    reprinted = fields.Integer(metadata={"description": "Labels that replaced a live one."})
+    reason = fields.String(allow_none=True)
+    quarantined = fields.Boolean()
+    event_hash = fields.String()
+    serials = fields.List(fields.String())
+
+
+class ReconciliationSchema(StrictSchema):
+    lot = fields.String()
+    lot_status = fields.String()
+    vials = fields.Integer()
+    labels_printed = fields.Integer()
+    reprints = fields.Integer()
+    reconciled = fields.Boolean(metadata={"description": "Every vial has exactly one live label."})
+    unlabelled = fields.List(fields.String())
+    several_live = fields.List(fields.String())
+    print_jobs = fields.List(fields.Nested(PrintJobSchema))
+
+
+class ScanSchema(StrictSchema):
+    code = fields.String(
+        required=True,
+        validate=validate.Length(max=MAX_SCAN_CHARS),
+        metadata={
+            "description": "The text exactly as the scanner sent it: a Digital Link URI, an "
+            "element string with its ]d2/]Q1 prefix and GS separators, the (01)… form, or a "
+            "serial typed by hand."
+        },
+    )
+
+
+class ScanItemSchema(StrictSchema):
+    serial = fields.String()
+    lot = fields.String()
+    product = fields.String()
+    product_name = fields.String()
+    state = fields.String()
+    lot_status = fields.String()
+    expires_on = fields.Date()
+    expired = fields.Boolean()
+
+
+class ScanActionSchema(StrictSchema):
+    action = fields.String()
+    method = fields.String()
+    href = fields.String()
+    label = fields.String()
+
+
+class ScanAnswerSchema(StrictSchema):
+    kind = fields.String(
+        metadata={"description": "vial, shipper, subject, serial_only or unreadable."}
+    )
+    recognised = fields.Boolean(metadata={"description": "celltrail knows the item."})
+    authentication = fields.String()
+    key_id = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    reason = fields.String()
+    problem = fields.String(allow_none=True)
+    identifiers = fields.Dict(keys=fields.String(), values=fields.String())
+    item = fields.Nested(ScanItemSchema, allow_none=True)
+    actions = fields.List(fields.Nested(ScanActionSchema))
+
+
+class LabelsNotRenderableError(DomainError):
+    """The labels cannot be laid out, e.g. the configured public URL is too long for the QR."""
+
+    status = 409
+    title = "Labels cannot be rendered"
+
+    def __init__(self, lot: str, why: str) -> None:
+        super().__init__(f"The labels of lot {lot} cannot be rendered: {why}", lot=lot)
+
+
+# --- labels -----------------------------------------------------------------------------
+
+
+@blp.route("/lots/<number>/labels")
+class LotLabels(MethodView):
+    @requires(Permission.LABELS_PRINT)
+    @write
+    @blp.arguments(LabelQuerySchema, location="query")
+    @blp.response(
+        200,
+        content_type="application/pdf",
+        description="The labels as PDF, ZPL II, PNG or SVG, by `format`.",
+    )
+    def get(self, query: dict[str, Any], number: str) -> Response:
+        """Print the lot's vial labels; every call is a recorded print job, per vial.
+
+        Only released or quarantined lots print (quarantined labels carry QUARANTINE). A vial
+        that already has a label is relabelled only with a `reason` (the old label is void).
+        """
+        session, user = get_session(), require_user()
+        _refuse_cross_site_print()
+        lot = _visible_lot(session, user, number)
+        fmt = query["format"]
+        try:
+            printed = print_labels(
+                session,
+                user,
+                lot.number,
+                fmt=fmt,
+                base=current_app.config["PUBLIC_URL"],
+                key=label_keys()[0],
+                layout=query["layout"],
+                dpi=query["dpi"],
+                serials=query["serial"],
+                reason=(query["reason"] or "").strip() or None,
+            )
+        except (InvalidIdentifierError, LabelTooSmallError) as error:
+            raise LabelsNotRenderableError(lot.number, str(error)) from error
+        filename = label_filename(lot.number, fmt, query["serial"])
+        disposition = "attachment" if fmt == Format.ZPL else "inline"
+        return Response(
+            printed.content,
+            mimetype=printed.media_type,
+            headers={
+                "Content-Disposition": f'{disposition}; filename="{filename}"',
+                "X-Label-Print-Job": str(printed.job.id),
+            },
+        )
+
+
+@blp.route("/lots/<number>/labels/reconciliation")
+class LabelReconciliation(MethodView):
+    @requires(Permission.LOTS_READ)
+    @blp.response(200, ReconciliationSchema)
+    def get(self, number: str) -> dict[str, Any]:
+        """Labels printed against vials, vials with no label or several live ones, and every
+        print job (who, when, format, reason)."""
+        session = get_session()
+        lot = _visible_lot(session, require_user(), number)
+        result = reconcile(session, lot)
+        return {
+            "lot": lot.number,
+            "lot_status": lot.status,
+            "vials": result.vials,
+            "labels_printed": result.labels_printed,
+            "reprints": result.reprints,
+            "reconciled": result.reconciled,
+            "unlabelled": result.unlabelled,
+            "several_live": result.several_live,
+            "print_jobs": _job_rows(session, lot_print_jobs(session, lot)),
+        }
+
+
+def _refuse_cross_site_print() -> None:
+    # A print is a write on a GET, so a signed-in browser's cookie must not print labels from
+    # a link on another site (SameSite=Lax sends it on top-level navigations). Browsers say
+    # where a request comes from in Sec-Fetch-Site; bearer tokens are not sent implicitly.
+    if g.get("auth_via") == "session" and request.headers.get("Sec-Fetch-Site") not in (
+        None,
+        "same-origin",
+        "none",  # typed into the address bar, or a bookmark
+    ):
+        raise CSRFError("Labels are printed from celltrail's own pages, not from another site.")
+
+
+def label_filename(lot: str, fmt: str, serials: Sequence[str] | None) -> str:
+    """`{lot}-labels.pdf|zpl`, or `{serial}-label.png|svg` for the one label of a PNG or SVG."""
+    if Format(fmt) in (Format.PNG, Format.SVG) and serials and len(serials) == 1:
+        return f"{serials[0]}-label.{fmt}"
+    return f"{lot}-labels.{fmt}"
+
+
+def _visible_lot(session: Session, user: User, number: str) -> Lot:
+    lot = get_lot(session, number)
+    ensure_visible(user, lot_site_ids(session, lot), "lot", number)
+    return lot
+
+
+def _job_rows(session: Session, jobs: Sequence[LabelPrintJob]) -> list[dict[str, Any]]:
+    serials: dict[int, list[str]] = {job.id: [] for job in jobs}
+    reprinted: dict[int, int] = dict.fromkeys(serials, 0)
+    if jobs:
+        rows = session.execute(
+            select(LabelPrint.job_id, Vial.serial, LabelPrint.replaces_id)
+            .join(Vial, Vial.id == LabelPrint.vial_id)
+            .where(LabelPrint.job_id.in_(list(serials)))
+            .order_by(LabelPrint.job_id, Vial.position)
+        )
+        for job_id, serial, replaces in rows:
+            serials[job_id].append(serial)
+            reprinted[job_id] += replaces is not None
+    return [
+        {
+            "id": job.id,
+            "printed_by": job.printed_by.username,
+            "printed_by_name": job.printed_by.full_name,
+            "printed_at": job.printed_at,
+            "format": job.format,
+            "layout": job.layout,
+            "dpi": job.dpi,
+            "labels": job.label_count,
+            "reprinted": reprinted[job.id],
+            "reason": job.reason,
+            "quarantined": job.quarantined,
+            "event_hash": job.event_hash,
+            "serials": serials[job.id],
+        }
+        for job in jobs
+    ]
+
+
+# --- scans ------------------------------------------------------------------------------
+
+
+@blp.route("/scans")
+class Scans(MethodView):
+    @requires(Permission.SCAN)
+    @blp.arguments(ScanSchema)
+    @blp.response(200, ScanAnswerSchema)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What a scanned code is, its current state, and what you may do next.
+
+        Read-only: nothing is recorded. A refused scan (forged, unknown, not this vial's
+        product or lot) answers 200 with `recognised: false`, the `problem` and a sentence.
+        Items of sites you may not see answer exactly like unknown ones.
+        """
+        session, user = get_session(), require_user()
+        resolution = resolve(data["code"], base=current_app.config["PUBLIC_URL"], keys=label_keys())
+        if resolution.refused:
+            return _answer(resolution)
+        match resolution.kind:
+            case Kind.VIAL | Kind.SERIAL_ONLY:
+                return _vial_answer(session, user, resolution)
+            case Kind.SHIPPER:
+                # Shipments come with the shipping issue; until then no SSCC is known.
+                return _answer(
+                    _unknown(resolution, f"No shipment with SSCC {resolution.sscc} is known.")
+                )
+            case Kind.SUBJECT:
+                who = resolution.gsrn or resolution.subject_code
+                trial = f" in trial {resolution.trial}" if resolution.trial else ""
+                return _answer(_unknown(resolution, f"No subject {who}{trial} is known."))
+        return _answer(resolution)  # pragma: no cover - the resolver refuses anything else
+
+
+def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+    serial = resolution.serial or ""
+    vial = session.scalar(select(Vial).where(Vial.serial == serial))
+    typed = resolution.kind is Kind.SERIAL_ONLY
+    if vial is None or not can_see(user, lot_site_ids(session, vial.lot)):
+        # A vial of a site the user may not see reads exactly like one that does not exist.
+        identifier = f"a vial, shipment or subject {serial}" if typed else f"vial {serial}"
+        return _answer(resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=identifier))
+    lot = vial.lot
+    if resolution.lot is not None and resolution.lot != lot.number:
+        return _answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
+    if resolution.gtin is not None and _gtin14(resolution.gtin) != _gtin14(lot.product.gtin):
+        return _answer(resolution.refuse(Problem.GTIN_NOT_THE_VIALS_PRODUCT))
+    if resolution.expiry is not None and resolution.expiry != lot.expires_on:
+        return _answer(
+            resolution.refuse(
+                Problem.EXPIRY_NOT_THE_LOTS,
+                expiry=resolution.expiry.isoformat(),
+                expires_on=lot.expires_on.isoformat(),
+            )
+        )
+    if typed:
+        resolution = replace(
+            resolution,
+            kind=Kind.VIAL,
+            reason=f"Vial {serial} of lot {lot.number}, from its typed serial: a typed serial "
+            "proves nothing about the label, so compare the label with this record.",
+        )
+    state = vial_states(session, [vial])[vial.serial]
+    item = {
+        "serial": vial.serial,
+        "lot": lot.number,
+        "product": lot.product.code,
+        "product_name": lot.product_version.name,
+        "state": state,
+        "lot_status": lot.status,
+        "expires_on": lot.expires_on,
+        "expired": lot.expires_on < utcnow().date(),
+    }
+    return _answer(resolution, item=item, actions=_actions(session, user, vial, state))
+
+
+def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[str, str]]:
+    """What this user may do next with the vial, given their role and the vial's state."""
+    lot = vial.lot
+    actions = []
+    if can(user, Permission.LOTS_READ):
+        actions += [
+            _action("view_vial", "GET", f"/vials/{vial.serial}", f"Open vial {vial.serial}"),
+            _action("view_lot", "GET", f"/lots/{lot.number}", f"Open lot {lot.number}"),
+        ]
+    if can(user, Permission.LABELS_PRINT) and lot.status in PRINTABLE:
+        labelled = session.scalar(select(LabelPrint.id).where(LabelPrint.vial_id == vial.id))
+        query = urlencode({"format": "pdf", "layout": "roll", "serial": vial.serial})
+        actions.append(
+            _action(
+                "reprint_label" if labelled else "print_label",
+                "GET",
+                f"/api/v1/lots/{lot.number}/labels?{query}",
+                "Reprint this vial's label (add a reason; the old label is destroyed)"
+                if labelled
+                else "Print this vial's label",
+            )
+        )
+    if can(user, Permission.LOTS_RELEASE) and lot.status == LotStatus.QUARANTINE:
+        actions.append(
+            _action(
+                "release_lot",
+                "POST",
+                f"/api/v1/lots/{lot.number}/release",
+                f"Release or reject lot {lot.number}",
+            )
+        )
+    if can(user, Permission.LOTS_RECALL) and lot.status in RECALLABLE:
+        actions.append(_action("recall_lot", "POST", "/api/v1/recalls", f"Recall lot {lot.number}"))
+    if can(user, Permission.LEDGER_WRITE) and state not in FINAL_STATES:
+        actions.append(
+            _action(
+                "record_observation",
+                "POST",
+                "/api/v1/ledger/events",
+                f"Record an observation on vial {vial.serial}",
+            )
+        )
+    return actions
+
+
+def _action(action: str, method: str, href: str, label: str) -> dict[str, str]:
+    return {"action": action, "method": method, "href": href, "label": label}
+
+
+def _unknown(resolution: Resolution, reason: str) -> Resolution:
+    return replace(resolution, problem=Problem.UNKNOWN_IDENTIFIER, reason=reason)
+
+
+def _answer(
+    resolution: Resolution,
+    *,
+    item: dict[str, Any] | None = None,
+    actions: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    identifiers = {
+        "gtin": resolution.gtin,
+        "lot": resolution.lot,
+        "serial": resolution.serial,
+        "expiry": resolution.expiry.isoformat() if resolution.expiry else None,
+        "sscc": resolution.sscc,
+        "gsrn": resolution.gsrn,
+        "subject": resolution.subject_code,
+        "trial": resolution.trial,
+    }
+    return {
+        "kind": resolution.kind,
+        "recognised": item is not None and not resolution.refused,
+        "authentication": resolution.authentication,
+        "key_id": resolution.key_id,
+        "source": resolution.source,
+        "reason": resolution.reason,
+        "problem": resolution.problem,
+        "identifiers": {name: value for name, value in identifiers.items() if value is not None},
+        "item": item,
+        "actions": actions or [],
+    }
+
+
+def _gtin14(gtin: str) -> str:
+    return gtin.rjust(14, "0")
