@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app
@@ -18,9 +18,9 @@ from app.api.labels import label_filename
 from app.db import database
 from app.keys import label_keys, signing_key, trusted_keys
 from app.migrate import upgrade
-from custody.checkpoints import load_private_key, public_key_text
+from custody.checkpoints import load_private_key, parse_anchor, public_key_text
 from custody.labelling import print_labels
-from custody.ledger import create_checkpoint, settle_ledger, verify_ledger
+from custody.ledger import checkpoint_anchor, create_checkpoint, settle_ledger, verify_ledger
 from labels.payload import InvalidIdentifierError
 from labels.render import Format, LabelTooSmallError, Layout
 from lots.access import Role
@@ -92,10 +92,25 @@ def users_create(  # noqa: PLR0917 - click passes each option positionally
 
 @ledger_cli.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def ledger_verify(as_json: bool) -> None:
+@click.option(
+    "--anchor",
+    "anchor_files",
+    multiple=True,
+    type=click.File("r"),
+    help="A checkpoint anchor kept outside the database (from `ledger checkpoint`); repeatable.",
+)
+def ledger_verify(as_json: bool, anchor_files: tuple[TextIO, ...]) -> None:
     """Recompute every chain and check every checkpoint; exit 1 when anything is broken."""
+    anchors = []
+    for handle in anchor_files:
+        try:
+            anchors.append(parse_anchor(json.loads(handle.read()), f"anchor {handle.name}"))
+        except ValueError as error:
+            raise click.ClickException(
+                f"{handle.name} is not a checkpoint anchor: {error}"
+            ) from error
     with _session() as session:
-        report = verify_ledger(session, trusted_keys())
+        report = verify_ledger(session, trusted_keys(), anchors)
     broken = report.first_break
     if as_json:
         click.echo(
@@ -122,8 +137,18 @@ def ledger_verify(as_json: bool) -> None:
 
 
 @ledger_cli.command("checkpoint")
-def ledger_checkpoint() -> None:
-    """Sign the current ledger with the Ed25519 key from CELLTRAIL_CHECKPOINT_KEY."""
+@click.option(
+    "--anchor-out",
+    type=click.File("w"),
+    help="Also write the signed checkpoint here, to keep outside the database.",
+)
+def ledger_checkpoint(anchor_out: TextIO | None) -> None:
+    """Sign the current ledger with the Ed25519 key from CELLTRAIL_CHECKPOINT_KEY.
+
+    The printed anchor line is the checkpoint itself, signed: kept anywhere but the database
+    (a QA log, a ticket), it lets `ledger verify --anchor` catch a rewrite even if every
+    stored checkpoint was deleted too.
+    """
     try:
         key = signing_key()
     except DomainError as error:
@@ -134,7 +159,11 @@ def ledger_checkpoint() -> None:
         with session.begin():
             checkpoint = create_checkpoint(session, key, upto=upto)
             count, key_name = checkpoint.event_count, checkpoint.key_id
+            anchor = json.dumps(checkpoint_anchor(checkpoint), sort_keys=True)
     click.echo(f"Checkpoint signed by key {key_name}: {count} events up to id {upto}.")
+    click.echo(f"Anchor (keep outside the database): {anchor}")
+    if anchor_out is not None:
+        anchor_out.write(anchor + "\n")
 
 
 @ledger_cli.command("keygen")

@@ -228,6 +228,11 @@ def _finish(report: VerificationReport, verifier: ChainVerifier) -> Verification
     return report
 
 
+def checkpoint_anchor(checkpoint: LedgerCheckpoint) -> dict[str, object]:
+    """The checkpoint as an anchor to keep outside the database (see `verify_ledger`)."""
+    return _signed(checkpoint).anchor()
+
+
 def _signed(checkpoint: LedgerCheckpoint) -> SignedCheckpoint:
     claim = CheckpointClaim(
         upto_event_id=checkpoint.upto_event_id,

@@ -129,3 +129,20 @@ def test_the_api_names_the_chain_and_event_of_the_first_break(client, auth_heade
 def test_a_courier_may_not_verify_the_ledger(client, auth_headers):
     response = client.get("/api/v1/ledger/verify", headers=auth_headers("courier"))
     assert response.status_code == 403
+
+
+@pytest.mark.usefixtures("vial")
+def test_a_checkpoint_anchor_written_outside_the_database_is_checked_by_verify(runner, tmp_path):
+    anchor = tmp_path / "anchor.json"
+    runner.invoke(args=["ledger", "checkpoint", "--anchor-out", str(anchor)])
+    result = runner.invoke(args=["ledger", "verify", "--json", "--anchor", str(anchor)])
+    stored_only = json.loads(runner.invoke(args=["ledger", "verify", "--json"]).output)
+    assert json.loads(result.output)["checkpoints"] == stored_only["checkpoints"] + 1
+
+
+def test_a_file_that_is_not_an_anchor_is_refused_with_its_name(runner, tmp_path):
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"root": "00"}')
+    result = runner.invoke(args=["ledger", "verify", "--anchor", str(bogus)])
+    assert result.exit_code == 1
+    assert "bogus.json is not a checkpoint anchor" in result.output
