@@ -99,6 +99,7 @@ USERS = [
     DemoUser("qc", "Qiu Chen", "qc", "XSM-QC"),
     DemoUser("qa", "Li Wei", "qa", "XSM-SZ"),
     DemoUser("courier", "Kai Lin", "courier", "CRYO-GZ"),
+    DemoUser("courier2", "Bo Yang", "courier", "CRYO-GZ"),
     DemoUser("pharmacist", "Fang Hu", "pharmacist", "SYSU3-PH"),
     DemoUser("clinician", "Dong Jianwen", "clinician", "SYSU3-SPINE"),
     DemoUser("auditor", "Ada Auditor", "auditor", "XSM-SZ"),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from custody.models import CustodyEvent
 from lots.batch import LotStatus, Vial
+from lots.models import Site
 
 # The vial state each event type leaves behind (DESIGN.md §2).
 STATE_AFTER = {
@@ -25,6 +27,7 @@ STATE_AFTER = {
     "DESTROYED": "destroyed",
     "RETURNED": "returned",
     "QUARANTINED": "quarantined",
+    "REPORTED_MISSING": "quarantined",  # not received with its shipment: never to be used
 }
 FINAL_STATES = frozenset({"administered", "destroyed"})
 BLOCKING_LOT_STATUSES = frozenset({LotStatus.RECALLED, LotStatus.REJECTED})
@@ -40,28 +43,36 @@ def derive_state(last_event_type: str | None, lot_status: str) -> str:
 
 
 def vial_states(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
-    """The derived state of each vial, by serial, in one query.
+    """The derived state of each vial, by serial, in one query."""
+    return {serial: state for serial, (state, _) in vial_status(session, vials).items()}
+
+
+def vial_status(session: Session, vials: Sequence[Vial]) -> dict[str, tuple[str, str | None]]:
+    """Each vial's derived state and the code of the site it is at, by serial.
 
     Only state-changing events count: an observation or a bedside check on a vial's chain
-    leaves its state as it was.
+    leaves its state and place as they were. A dispensed vial is at the ward it was sent to.
     """
     if not vials:
         return {}
     chains = {vial.chain: vial for vial in vials}
-    stateful = list(STATE_AFTER)
     newest = (
         select(CustodyEvent.chain, func.max(CustodyEvent.seq).label("seq"))
-        .where(CustodyEvent.chain.in_(list(chains)), CustodyEvent.event_type.in_(stateful))
+        .where(CustodyEvent.chain.in_(list(chains)), CustodyEvent.event_type.in_(STATE_AFTER))
         .group_by(CustodyEvent.chain)
         .subquery()
     )
     last = session.execute(
-        select(CustodyEvent.chain, CustodyEvent.event_type).join(
-            newest, and_(CustodyEvent.chain == newest.c.chain, CustodyEvent.seq == newest.c.seq)
-        )
+        select(CustodyEvent.chain, CustodyEvent.event_type, Site.code, CustodyEvent.body)
+        .join(newest, and_(CustodyEvent.chain == newest.c.chain, CustodyEvent.seq == newest.c.seq))
+        .outerjoin(Site, Site.id == CustodyEvent.site_id)
     )
-    types: dict[str, str] = dict(last.all())
-    return {
-        vial.serial: derive_state(types.get(chain), vial.lot.status)
-        for chain, vial in chains.items()
-    }
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for chain, event_type, site, body in last:
+        ward = orjson.loads(body)["payload"].get("ward") if event_type == "DISPENSED" else None
+        found[chain] = (event_type, ward or site)
+    status: dict[str, tuple[str, str | None]] = {}
+    for chain, vial in chains.items():
+        last_type, place = found.get(chain, (None, None))
+        status[vial.serial] = (derive_state(last_type, vial.lot.status), place)
+    return status

@@ -46,6 +46,11 @@ class Permission(enum.StrEnum):
     LOTS_RELEASE = "lots:release"
     LOTS_RECALL = "lots:recall"
     LABELS_PRINT = "labels:print"
+    SHIPMENTS_READ = "shipments:read"
+    SHIPMENTS_MANAGE = "shipments:manage"
+    SHIPMENTS_HANDOFF = "shipments:handoff"
+    SHIPMENTS_RECEIVE = "shipments:receive"
+    VIALS_HANDLE = "vials:handle"
     SCAN = "scan"
 
 
@@ -91,6 +96,13 @@ POLICY: dict[Permission, frozenset[Role]] = {
     # Labels are printed at the manufacturer (FACT: labelling is a controlled operation).
     Permission.LABELS_PRINT: frozenset({Role.MANUFACTURING, Role.QA}),
     Permission.SCAN: EVERYONE,
+    Permission.SHIPMENTS_READ: EVERYONE,
+    Permission.SHIPMENTS_MANAGE: frozenset({Role.MANUFACTURING}),
+    # The person taking custody scans: a courier, or the receiving pharmacist.
+    Permission.SHIPMENTS_HANDOFF: frozenset({Role.COURIER, Role.PHARMACIST}),
+    Permission.SHIPMENTS_RECEIVE: frozenset({Role.PHARMACIST}),
+    # Storing, dispensing to a ward and thawing at the hospital.
+    Permission.VIALS_HANDLE: frozenset({Role.PHARMACIST, Role.CLINICIAN}),
 }
 
 # Roles that see every site's records: oversight (QA disposition, audit, administration).

@@ -32,13 +32,32 @@ def render(runner, *args: str):
     return runner.invoke(args=["labels", "render", *args])
 
 
+# Browser tests commit print jobs of their own lots to the shared database: count only
+# what this test printed.
+_BEFORE = {"job": 0, "label": 0}
+
+
+@pytest.fixture(autouse=True)
+def _only_this_tests_prints(session):
+    _BEFORE["job"] = session.scalar(select(func.max(LabelPrintJob.id))) or 0
+    _BEFORE["label"] = session.scalar(select(func.max(LabelPrint.id))) or 0
+
+
 def jobs(session) -> list[LabelPrintJob]:
     session.expire_all()
-    return list(session.scalars(select(LabelPrintJob).order_by(LabelPrintJob.id)))
+    return list(
+        session.scalars(
+            select(LabelPrintJob)
+            .where(LabelPrintJob.id > _BEFORE["job"])
+            .order_by(LabelPrintJob.id)
+        )
+    )
 
 
 def label_count(session) -> int:
-    return session.scalar(select(func.count()).select_from(LabelPrint))
+    return session.scalar(
+        select(func.count()).select_from(LabelPrint).where(LabelPrint.id > _BEFORE["label"])
+    )
 
 
 def test_qa_renders_the_released_lot_as_a_pdf_with_a_progress_bar_and_the_print_is_recorded(

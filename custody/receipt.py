@@ -1,0 +1,267 @@
+"""Receipt at the hospital pharmacy, with reconciliation; then storing, dispensing, thawing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from custody.handoffs import HandoffRefusedError, record_handoff
+from custody.ledger import EventDraft, append_events
+from custody.shipment_models import Receipt, Shipment, ShipmentStatus, ShipmentVial
+from custody.shipments import get_shipment, packed
+from custody.vials import vial_status
+from lots.access import Permission, require
+from lots.accounts import get_site
+from lots.base import utcnow
+from lots.batch import Vial
+from lots.errors import DomainError, InvalidValueError, NotFoundError
+from lots.models import SiteKind, User
+
+
+@dataclass
+class Reconciliation:
+    """What arrived against what was packed."""
+
+    received: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    of_another_shipment: dict[str, str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Everything packed arrived, and nothing else."""
+        return not (self.missing or self.extra or self.of_another_shipment or self.unknown)
+
+
+class VialHandlingError(DomainError):
+    """A vial that cannot be stored, dispensed or thawed in its state or place."""
+
+    status = 409
+    title = "Vial cannot be handled"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(" ".join(reasons), field="serials", reasons=reasons)
+
+
+def receive(
+    session: Session,
+    hasher: PasswordHasher,
+    user: User,
+    sscc: str,
+    *,
+    seal_number: str,
+    serials: Sequence[str] | None = None,
+    giver_username: str | None = None,
+    password: str | None = None,
+    remote_addr: str = "unknown",
+) -> Receipt:
+    """Receive a shipper: check its seal, reconcile the vials scanned (or the manifest).
+
+    If the pharmacist does not hold the shipper yet, the courier's handoff to them is
+    recorded first, in the same transaction.
+    """
+    require(user, Permission.SHIPMENTS_RECEIVE)
+    shipment = get_shipment(session, sscc, for_update=True)
+    if shipment.to_site_id != user.site_id:
+        raise InvalidValueError(
+            "sscc", f"Shipper {sscc} is addressed to {shipment.to_site.name}, not to your site."
+        )
+    if shipment.status == ShipmentStatus.RECEIVED:
+        raise HandoffRefusedError(f"Shipper {sscc} was already received.", sscc=sscc)
+    if shipment.custodian_id != user.id:
+        if giver_username is None:
+            raise InvalidValueError("giver", "Name the courier handing the shipper over.")
+        record_handoff(
+            session,
+            hasher,
+            user,
+            sscc,
+            giver_username=giver_username,
+            occurred_at=utcnow(),
+            password=password,
+            remote_addr=remote_addr,
+        )
+    if seal_number != shipment.seal_number:
+        raise HandoffRefusedError(
+            f"Seal {seal_number} is not the seal applied at packing ({shipment.seal_number}): "
+            "do not open the shipper; quarantine it and call QA.",
+            sscc=sscc,
+        )
+    inside = {row.vial.serial: row for row in packed(session, shipment)}
+    scanned = list(inside) if serials is None else list(dict.fromkeys(serials))
+    result = _reconcile(session, shipment, inside, scanned)
+    now = utcnow()
+    for serial in result.received:
+        inside[serial].received_at = now
+    shipment.status, shipment.received_at = ShipmentStatus.RECEIVED, now
+    payload = {"sscc": sscc, "seal_number": seal_number, **asdict(result)}
+    drafts = [EventDraft(shipment.chain, "RECEIVED", now, payload, user, user.site)]
+    drafts += [
+        EventDraft(
+            inside[s].vial.chain, "RECEIVED", now, {"sscc": sscc, "serial": s}, user, user.site
+        )
+        for s in result.received
+    ]
+    drafts += [
+        EventDraft(
+            inside[s].vial.chain,
+            "REPORTED_MISSING",
+            now,
+            {"sscc": sscc, "serial": s},
+            user,
+            user.site,
+        )
+        for s in result.missing
+    ]
+    events = append_events(session, drafts, recorded_at=now)
+    receipt = Receipt(
+        shipment_id=shipment.id,
+        received_by=user,
+        received_at=now,
+        seal_number=seal_number,
+        reconciliation=payload,
+        event_hash=events[0].hash,
+    )
+    session.add(receipt)
+    session.flush()
+    return receipt
+
+
+def store(session: Session, user: User, serials: Sequence[str], *, location: str) -> None:
+    """Put received vials into the site's storage (a freezer and position)."""
+    require(user, Permission.VIALS_HANDLE)
+    vials = _at_my_site(session, user, serials, allowed={"received", "dispensed"})
+    _record(session, user, vials, "STORED", {"location": location})
+
+
+def dispense(session: Session, user: User, serials: Sequence[str], *, ward_code: str) -> None:
+    """Send stored vials to a ward of the same hospital."""
+    require(user, Permission.VIALS_HANDLE)
+    ward = get_site(session, ward_code)
+    if ward.kind != SiteKind.WARD:
+        raise InvalidValueError("ward", f"{ward_code} is not a ward.")
+    vials = _at_my_site(session, user, serials, allowed={"stored"})
+    _record(session, user, vials, "DISPENSED", {"ward": ward.code})
+
+
+def thaw(
+    session: Session, user: User, serial: str, *, occurred_at: dt.datetime | None = None
+) -> dt.datetime:
+    """Thaw a vial: the post-thaw clock starts; returns the time by which it must be used."""
+    require(user, Permission.VIALS_HANDLE)
+    (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"})
+    thawed_at = occurred_at or utcnow()
+    window = vial.lot.product_version.post_thaw_window_minutes
+    use_by = thawed_at + dt.timedelta(minutes=window) if window else None
+    _record(
+        session,
+        user,
+        [vial],
+        "THAWED",
+        {
+            "thawed_at": thawed_at.isoformat(),
+            "post_thaw_window_minutes": window,
+            "use_by": use_by.isoformat() if use_by else None,
+        },
+        at=thawed_at,
+    )
+    return use_by or thawed_at
+
+
+def receipt_of(session: Session, shipment: Shipment) -> Receipt | None:
+    """The shipment's receipt, once received."""
+    return session.scalar(select(Receipt).where(Receipt.shipment_id == shipment.id))
+
+
+def _reconcile(
+    session: Session, shipment: Shipment, inside: dict[str, ShipmentVial], scanned: list[str]
+) -> Reconciliation:
+    result = Reconciliation()
+    result.received = [serial for serial in scanned if serial in inside]
+    result.missing = [serial for serial in inside if serial not in set(scanned)]
+    strangers = [serial for serial in scanned if serial not in inside]
+    if strangers:
+        known = {
+            vial.serial: vial
+            for vial in session.scalars(select(Vial).where(Vial.serial.in_(strangers)))
+        }
+        elsewhere = dict(
+            session.execute(
+                select(Vial.serial, Shipment.sscc)
+                .join(ShipmentVial, ShipmentVial.vial_id == Vial.id)
+                .join(Shipment, Shipment.id == ShipmentVial.shipment_id)
+                .where(
+                    Vial.serial.in_(strangers),
+                    ShipmentVial.unpacked_at.is_(None),
+                    Shipment.id != shipment.id,
+                )
+            ).all()
+        )
+        for serial in strangers:
+            if serial in elsewhere:
+                result.of_another_shipment[serial] = elsewhere[serial]
+            elif serial in known:
+                result.extra.append(serial)
+            else:
+                result.unknown.append(serial)
+    return result
+
+
+def _at_my_site(
+    session: Session, user: User, serials: Sequence[str], *, allowed: set[str]
+) -> list[Vial]:
+    vials = list(
+        session.scalars(
+            select(Vial).where(Vial.serial.in_(list(serials))).options(selectinload(Vial.lot))
+        )
+    )
+    found = {vial.serial for vial in vials}
+    unknown = [serial for serial in serials if serial not in found]
+    if unknown:
+        raise NotFoundError("vial", ", ".join(unknown))
+    status = vial_status(session, vials)
+    reasons = []
+    for vial in vials:
+        state, site = status[vial.serial]
+        if site != user.site.code and not (
+            state == "dispensed" and user.site.kind == SiteKind.WARD
+        ):
+            reasons.append(f"{vial.serial} is not at {user.site.name}.")
+        elif state not in allowed:
+            reasons.append(f"{vial.serial} is {state.replace('_', ' ')}.")
+    if reasons:
+        raise VialHandlingError(reasons)
+    return vials
+
+
+def _record(
+    session: Session,
+    user: User,
+    vials: Sequence[Vial],
+    event_type: str,
+    payload: dict[str, object],
+    *,
+    at: dt.datetime | None = None,
+) -> None:
+    now = utcnow()
+    append_events(
+        session,
+        [
+            EventDraft(
+                vial.chain,
+                event_type,
+                at or now,
+                {**payload, "serial": vial.serial},
+                user,
+                user.site,
+            )
+            for vial in vials
+        ],
+        recorded_at=now,
+    )
