@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from custody.chain import Actor, Break, ChainVerifier, build_body, format_time, link
+from custody.chain import Actor, Break, ChainVerifier, EventRow, build_body, format_time, link
 from custody.checkpoints import (
     CheckpointClaim,
     RootBuilder,
@@ -23,6 +26,75 @@ from custody.checkpoints import (
 from custody.models import ChainHead, CustodyEvent, LedgerCheckpoint
 from lots.base import utcnow
 from lots.models import Site, User
+
+_EVENTS = cast(Table, CustodyEvent.__table__)
+_HEADS = cast(Table, ChainHead.__table__)
+# Event values are bound as e_<column>: the head's UPDATE shares the INSERT's parameters
+# when it rides in its WITH clause, and must not take "chain" or "hash" for its own.
+_EVENT_COLUMNS = (
+    "chain",
+    "seq",
+    "event_type",
+    "occurred_at",
+    "recorded_at",
+    "actor_user_id",
+    "site_id",
+    "prev_hash",
+    "hash",
+    "body",
+)
+_INSERT_EVENT = (
+    insert(_EVENTS)
+    .values({column: bindparam(f"e_{column}") for column in _EVENT_COLUMNS})
+    .returning(_EVENTS.c.id)
+)
+_INSERT_EVENTS = (
+    insert(_EVENTS)
+    .values({column: bindparam(f"e_{column}") for column in _EVENT_COLUMNS})
+    .returning(_EVENTS.c.id, sort_by_parameter_order=True)
+)
+_LOCK_HEADS = (
+    select(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash)
+    .where(_HEADS.c.chain.in_(bindparam("chains", expanding=True)))
+    .order_by(_HEADS.c.chain)
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.chain == bindparam("b_chain"))
+    .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"), updated_at=bindparam("b_updated_at"))
+)
+_INSERT_EVENT_MOVING_HEAD = _INSERT_EVENT.add_cte(_MOVE_HEAD.cte("moved_head"))
+_EVENT_ROWS = (
+    select(
+        _EVENTS.c.id,
+        _EVENTS.c.chain,
+        _EVENTS.c.seq,
+        _EVENTS.c.prev_hash,
+        _EVENTS.c.hash,
+        _EVENTS.c.event_type,
+        Site.code,
+        _EVENTS.c.occurred_at,
+        _EVENTS.c.recorded_at,
+        User.username,
+        _EVENTS.c.body,
+    )
+    .outerjoin(Site, Site.id == _EVENTS.c.site_id)
+    .outerjoin(User, User.id == _EVENTS.c.actor_user_id)
+    .order_by(_EVENTS.c.id)
+)
+# The same on PostgreSQL, each time spelt in SQL exactly as `format_time` spells it.
+_PG_EVENT_ROWS = """
+SELECT e.id, e.chain, e.seq, e.prev_hash, e.hash, e.event_type, s.code,
+       to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       u.username, e.body
+FROM custody_events e
+LEFT JOIN sites s ON s.id = e.site_id
+LEFT JOIN users u ON u.id = e.actor_user_id
+ORDER BY e.id
+"""
+_STREAM_CHUNK = 500  # rows per network read while verifying
 
 
 @dataclass(frozen=True)
@@ -48,19 +120,23 @@ def append_events(
     """Link and add events in the caller's transaction; never commits.
 
     Each chain's head row is locked first (in chain order, so two writers touching the same
-    chains cannot deadlock); the (chain, seq) unique constraint is the backstop.
+    chains cannot deadlock); the (chain, seq) unique constraint is the backstop. The events
+    come back persistent in the session, as if flushed.
     """
     if not drafts:
         return []
     recorded_at = recorded_at or utcnow()
-    heads = _lock_heads(session, sorted({draft.chain for draft in drafts}))
-    events = []
+    session.flush()  # what the drafts name (a new user or site) gets its id first
+    connection = session.connection()
+    heads = _lock_heads(connection, sorted({draft.chain for draft in drafts}))
+    rows = []
     for draft in drafts:
-        head = heads[draft.chain]
+        seq, prev = heads[draft.chain]
+        seq += 1
         body = build_body(
             chain=draft.chain,
-            seq=head.seq + 1,
-            prev=head.hash,
+            seq=seq,
+            prev=prev,
             event_type=draft.event_type,
             occurred_at=draft.occurred_at,
             recorded_at=recorded_at,
@@ -69,23 +145,42 @@ def append_events(
             payload=draft.payload,
         )
         canonical, event_hash = link(body)
-        events.append(
-            CustodyEvent(
-                chain=draft.chain,
-                seq=head.seq + 1,
-                event_type=draft.event_type,
-                occurred_at=draft.occurred_at,
-                recorded_at=recorded_at,
-                actor_user_id=draft.actor.id if draft.actor else None,
-                site_id=draft.site.id if draft.site else None,
-                prev_hash=head.hash,
-                hash=event_hash,
-                body=canonical,
-            )
+        rows.append(
+            {
+                "chain": draft.chain,
+                "seq": seq,
+                "event_type": draft.event_type,
+                "occurred_at": draft.occurred_at,
+                "recorded_at": recorded_at,
+                "actor_user_id": draft.actor.id if draft.actor else None,
+                "site_id": draft.site.id if draft.site else None,
+                "prev_hash": prev,
+                "hash": event_hash,
+                "body": canonical,
+            }
         )
-        head.seq, head.hash, head.updated_at = head.seq + 1, event_hash, recorded_at
+        heads[draft.chain] = (seq, event_hash)
+    moved = [
+        {"b_chain": chain, "b_seq": seq, "b_hash": head_hash, "b_updated_at": recorded_at}
+        for chain, (seq, head_hash) in heads.items()
+    ]
+    values = [{f"e_{column}": value for column, value in row.items()} for row in rows]
+    if len(rows) == 1 and connection.dialect.name == "postgresql":
+        # One round trip: the head moves in the WITH clause of the event's INSERT.
+        ids = [connection.execute(_INSERT_EVENT_MOVING_HEAD, values[0] | moved[0]).scalar_one()]
+    else:
+        if len(rows) == 1:
+            ids = [connection.execute(_INSERT_EVENT, values[0]).scalar_one()]
+        else:
+            ids = list(connection.execute(_INSERT_EVENTS, values).scalars())
+        connection.execute(_MOVE_HEAD, moved[0] if len(moved) == 1 else moved)
+    _refresh_loaded_heads(session, heads, recorded_at)
+    events = []
+    for event_id, row in zip(ids, rows, strict=True):
+        event = CustodyEvent(id=event_id, **row)
+        make_transient_to_detached(event)  # persistent without a second INSERT
+        events.append(event)
     session.add_all(events)
-    session.flush()
     return events
 
 
@@ -133,43 +228,28 @@ def verify_ledger(
         )
     ]
     checkpoints = sorted([*stored, *anchors], key=lambda signed: signed.claim.upto_event_id)
-    pending = iter(checkpoints)
-    next_checkpoint = next(pending, None)
-    for row in _stream_events(session):
-        while next_checkpoint is not None and row.id > next_checkpoint.claim.upto_event_id:
-            report.first_break = _check_checkpoint(next_checkpoint, root, public_keys)
-            if report.first_break:
-                return _finish(report, verifier)
+
+    def check_checkpoint(index: int) -> Break | None:
+        found = _check_checkpoint(checkpoints[index], root, public_keys)
+        if found is None:
             report.checkpoints += 1
-            next_checkpoint = next(pending, None)
-        report.first_break = verifier.check(
-            event_id=row.id,
-            chain=row.chain,
-            seq=row.seq,
-            prev_hash=row.prev_hash,
-            event_hash=row.hash,
-            event_type=row.event_type,
-            site=row.site_code,
-            occurred_at=format_time(row.occurred_at),
-            recorded_at=format_time(row.recorded_at),
-            actor=row.actor,
-            body=row.body,
+        return found
+
+    with _event_rows(session) as rows:
+        report.first_break = verifier.check_rows(
+            rows,
+            on_hash=root.add,
+            pause_after=[checkpoint.claim.upto_event_id for checkpoint in checkpoints],
+            on_pause=check_checkpoint,
         )
-        if report.first_break:
-            return _finish(report, verifier)
-        root.add(row.hash)
-    for checkpoint in [next_checkpoint, *pending]:
-        if checkpoint is None:
-            continue
-        report.first_break = _check_checkpoint(checkpoint, root, public_keys)
-        if report.first_break:
-            return _finish(report, verifier)
-        report.checkpoints += 1
-    recorded = {
-        head.chain: (head.seq, head.hash)
-        for head in session.execute(select(ChainHead.chain, ChainHead.seq, ChainHead.hash))
-    }
-    report.first_break = verifier.check_heads(recorded)
+    if report.first_break is None:
+        recorded = {
+            chain: (seq, head_hash)
+            for chain, seq, head_hash in session.connection().execute(
+                select(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash)
+            )
+        }
+        report.first_break = verifier.check_heads(recorded)
     return _finish(report, verifier)
 
 
@@ -267,47 +347,80 @@ def _check_checkpoint(
     return None
 
 
-def _stream_events(session: Session) -> Iterator[Any]:
-    query = (
-        select(
-            CustodyEvent.id,
-            CustodyEvent.chain,
-            CustodyEvent.seq,
-            CustodyEvent.prev_hash,
-            CustodyEvent.hash,
-            CustodyEvent.event_type,
-            CustodyEvent.occurred_at,
-            CustodyEvent.recorded_at,
-            CustodyEvent.body,
-            Site.code.label("site_code"),
-            User.username.label("actor"),
-        )
-        .outerjoin(Site, Site.id == CustodyEvent.site_id)
-        .outerjoin(User, User.id == CustodyEvent.actor_user_id)
-        .order_by(CustodyEvent.id)
-        .execution_options(stream_results=True, yield_per=5000)
-    )
-    yield from session.execute(query)
+@contextmanager
+def _event_rows(session: Session) -> Iterator[Iterable[EventRow]]:
+    """Every event in id order as the positional rows `ChainVerifier.check_rows` takes.
+
+    On psycopg: a plain cursor streamed in chunks (the server sends while we check), with
+    the times spelt by PostgreSQL as `format_time` spells them. Elsewhere (SQLite): Core
+    rows, the times formatted in Python. Leaving early stops the query.
+    """
+    connection = session.connection()
+    if connection.dialect.driver == "psycopg":
+        driver = connection.connection.driver_connection
+        assert driver is not None  # noqa: S101 - a live connection of the session
+        with driver.cursor(binary=True) as cursor:
+            # Stopping a stream half way cancels its query, which aborts the transaction:
+            # a savepoint keeps the caller's transaction usable.
+            guarded = not driver.autocommit
+            if guarded:
+                cursor.execute("SAVEPOINT celltrail_verify")
+            rows = cursor.stream(_PG_EVENT_ROWS, size=_STREAM_CHUNK)
+            try:
+                yield rows
+            finally:
+                rows.close()
+                if guarded:
+                    cursor.execute("ROLLBACK TO SAVEPOINT celltrail_verify")
+                    cursor.execute("RELEASE SAVEPOINT celltrail_verify")
+        return
+    result = connection.execute(_EVENT_ROWS.execution_options(yield_per=_STREAM_CHUNK))
+    try:
+        yield ((*row[:7], format_time(row[7]), format_time(row[8]), *row[9:]) for row in result)
+    finally:
+        result.close()
 
 
-def _lock_heads(session: Session, chains: list[str]) -> dict[str, ChainHead]:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(ChainHead)
+def _lock_heads(connection: Connection, chains: list[str]) -> dict[str, tuple[int, str | None]]:
+    """(seq, hash) of each chain's head, its row locked; missing heads are created first.
+
+    One chain: SELECT ... FOR UPDATE, and only when its head is missing INSERT ... ON
+    CONFLICT DO NOTHING, then lock it. Several: the INSERT first, then every head locked in
+    chain order, so that no head is held while another is waited for out of order.
+    """
+    if len(chains) == 1:
+        locked = _locked_heads(connection, chains)
+        if locked:
+            return locked
+    upsert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(
+        upsert(_HEADS)
         .values(
             [{"chain": chain, "seq": 0, "hash": None, "updated_at": utcnow()} for chain in chains]
         )
         .on_conflict_do_nothing(index_elements=["chain"])
     )
-    locked = session.scalars(
-        select(ChainHead)
-        .where(ChainHead.chain.in_(chains))
-        .order_by(ChainHead.chain)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {head.chain: head for head in locked}
+    return _locked_heads(connection, chains)
+
+
+def _locked_heads(connection: Connection, chains: list[str]) -> dict[str, tuple[int, str | None]]:
+    return {
+        chain: (seq, head_hash)
+        for chain, seq, head_hash in connection.execute(_LOCK_HEADS, {"chains": chains})
+    }
+
+
+def _refresh_loaded_heads(
+    session: Session, heads: Mapping[str, tuple[int, str | None]], updated_at: dt.datetime
+) -> None:
+    """Bring ChainHead objects this session already holds up to date with the new heads."""
+    loaded = session.identity_map
+    for chain, (seq, head_hash) in heads.items():
+        head = loaded.get(identity_key(ChainHead, chain))
+        if head is not None:
+            set_committed_value(head, "seq", seq)
+            set_committed_value(head, "hash", head_hash)
+            set_committed_value(head, "updated_at", updated_at)
 
 
 def _actor(user: User | None) -> Actor | None:

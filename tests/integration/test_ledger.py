@@ -196,6 +196,18 @@ def test_a_later_append_continues_the_chain_from_its_head(session, courier, vial
     assert (event.seq, event.prev_hash) == (4, head)
 
 
+def test_appended_events_are_the_sessions_own_objects(session, courier, vial):
+    event = append_event(session, _draft(vial, courier, position="B1"))
+    assert session.get(CustodyEvent, event.id) is event
+    assert event.body == session.scalar(select(CustodyEvent.body).filter_by(id=event.id))
+
+
+def test_a_chain_head_already_loaded_shows_the_new_head_after_an_append(session, courier, vial):
+    head = session.get(ChainHead, vial)
+    event = append_event(session, _draft(vial, courier, position="B1"))
+    assert (session.get(ChainHead, vial).seq, head.hash) == (4, event.hash)
+
+
 def test_a_sound_ledger_verifies_intact(session, app, vial):
     report = _verify(session, app)
     assert report.intact, report.first_break
@@ -291,6 +303,20 @@ def test_two_events_swapped_within_a_chain_are_detected(session, app, vial, ungu
     report = _verify(session, app)
     assert _where(report) == (vial, 2)
     assert report.first_break.reason == "the indexed columns disagree with the hashed body"
+
+
+def test_a_verification_stopped_early_leaves_the_callers_transaction_usable(
+    session, app, courier, vial, unguarded
+):
+    # More later events than one network read, so the break leaves rows unread. (On a large
+    # ledger PostgreSQL is still sending them: the query is cancelled, which aborts the
+    # transaction but for the savepoint the verification takes.)
+    append_events(session, [_draft(vial, courier, n=n) for n in range(600)])
+    first = _event(session, vial, 1)
+    unguarded("UPDATE custody_events SET event_type = 'DESTROYED' WHERE id = :id", id=first.id)
+    assert _where(_verify(session, app)) == (vial, 1)
+    assert session.scalar(select(CustodyEvent.event_type).filter_by(id=first.id)) == "DESTROYED"
+    assert session.get(ChainHead, vial).seq == 603
 
 
 def test_a_chain_rewritten_consistently_is_not_caught_without_a_checkpoint(

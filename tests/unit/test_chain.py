@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -204,6 +205,15 @@ def test_a_body_of_another_format_is_a_break():
 def test_an_indexed_column_that_disagrees_with_the_body_is_a_break(column, value):
     events = _chain("vial:V1", 3)
     events[1][column] = value
+    found = _first_break(events)
+    assert (found.seq, found.reason) == (2, "the indexed columns disagree with the hashed body")
+
+
+@pytest.mark.parametrize("actor", ["courier", ["courier"], {"name": "Kai Lin"}])
+def test_an_actor_that_is_not_a_person_with_that_username_is_a_break(actor):
+    events = _chain("vial:V1", 2)
+    body = canonical_bytes({**json.loads(events[1]["body"]), "actor": actor})
+    events[1].update(body=body, event_hash=digest(body))
     found = _first_break(events)
     assert (found.seq, found.reason) == (2, "the indexed columns disagree with the hashed body")
 
