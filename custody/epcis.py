@@ -24,6 +24,9 @@ Events (the vocabulary is CBV 2.0's; where CBV has no word, celltrail's namespac
     RECALLED      ObjectEvent OBSERVE   holding         recalled
     DESTROYED     ObjectEvent OBSERVE   destroying      destroyed
     RETURNED      ObjectEvent OBSERVE   receiving       returned
+    INSPECTED     ObjectEvent OBSERVE   inspecting      (disposition unchanged)
+    EXCURSION_DETECTED  ObjectEvent OBSERVE  holding    non_sellable_other
+    EXCURSION_DISPOSITIONED  ObjectEvent OBSERVE  inspecting  (disposition unchanged)
     anything else ObjectEvent OBSERVE   sensor_reporting if it carries readings, else
                                         celltrail:{type in lower case}
 
@@ -38,6 +41,9 @@ Why these words:
 - QUARANTINED is "holding" (segregated for review) with "non_sellable_other": not
   "non_conformant", which is QA's verdict, nor "needs_replacement", a returnable asset's.
 - In transit (SHIPPED, HANDED_OFF) an event has a read point but no business location.
+- EXCURSION_DETECTED holds the shipper (and so what it carries) for QA's review, as a
+  quarantine does; QA's disposition is a review of the record ("inspecting"). "Use" lets the
+  vials go on as they were; "destroy" is written as DESTROYED events of the vials.
 
 eventID: CBV 2.0's event hash ID (`ni:///sha-256;…?ver=CBV2.0`) is the hash of CBV's own
 pre-hash string of the EPCIS event. celltrail's hash is over its own canonical form
@@ -149,6 +155,9 @@ STEPS: Final[Mapping[str, Step]] = {
     "RECALLED": Step(OBJECT, "OBSERVE", "holding", "recalled"),
     "DESTROYED": Step(OBJECT, "OBSERVE", "destroying", "destroyed"),
     "RETURNED": Step(OBJECT, "OBSERVE", "receiving", "returned"),
+    "INSPECTED": Step(OBJECT, "OBSERVE", "inspecting", None),
+    "EXCURSION_DETECTED": Step(OBJECT, "OBSERVE", "holding", "non_sellable_other"),
+    "EXCURSION_DISPOSITIONED": Step(OBJECT, "OBSERVE", "inspecting", None),
 }
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event, append_events
 from custody.shipment_models import Handoff, Shipment, ShipmentStatus
 from custody.shipments import get_shipment, packed
 from lots.access import Permission, require
-from lots.accounts import get_user
 from lots.base import utcnow
 from lots.errors import DomainError
 from lots.models import User
@@ -36,6 +37,14 @@ class HandoffRefusedError(DomainError):
     title = "Handoff refused"
 
 
+@dataclass(frozen=True)
+class ScannedHandoff:
+    """The handoff a scan stands for, and whether it was that scan that recorded it."""
+
+    handoff: Handoff
+    repeated: bool  # the same scan again: the first handoff, nothing new recorded
+
+
 def record_handoff(
     session: Session,
     hasher: PasswordHasher,
@@ -53,6 +62,32 @@ def record_handoff(
     The shipment row is locked first, so two couriers scanning at once serialise here;
     the second finds the first's handoff and gets it back, or a refusal naming the holder.
     """
+    return scan_handoff(
+        session,
+        hasher,
+        taker,
+        sscc,
+        giver_username=giver_username,
+        occurred_at=occurred_at,
+        password=password,
+        remote_addr=remote_addr,
+        now=now,
+    ).handoff
+
+
+def scan_handoff(
+    session: Session,
+    hasher: PasswordHasher,
+    taker: User,
+    sscc: str,
+    *,
+    giver_username: str,
+    occurred_at: dt.datetime,
+    password: str | None = None,
+    remote_addr: str = "unknown",
+    now: dt.datetime | None = None,
+) -> ScannedHandoff:
+    """`record_handoff`, telling a new handoff from a repeated scan (HTTP 201 or 200)."""
     require(taker, Permission.SHIPMENTS_HANDOFF)
     now = now or utcnow()
     shipment = get_shipment(session, sscc, for_update=True)
@@ -63,7 +98,7 @@ def record_handoff(
         and last.giver.username == giver_username
         and abs(last.occurred_at - occurred_at) <= DUPLICATE_WINDOW
     ):
-        return last  # the same scan again: the first answer, nothing new recorded
+        return ScannedHandoff(last, repeated=True)
     reason = _refusal(
         shipment,
         taker=taker,
@@ -92,7 +127,7 @@ def record_handoff(
             remote_addr=remote_addr,
             now=now,
         )
-    giver = get_user(session, giver_username)
+    giver = cast(User, shipment.custodian)  # `_refusal` made sure the giver is the holder
     late = now - occurred_at > LATE_AFTER
     facts = {
         "sscc": sscc,
@@ -138,7 +173,7 @@ def record_handoff(
     )
     session.add(handoff)
     session.flush()
-    return handoff
+    return ScannedHandoff(handoff, repeated=False)
 
 
 def shipment_handoffs(session: Session, shipment: Shipment) -> list[Handoff]:
@@ -151,13 +186,11 @@ def shipment_handoffs(session: Session, shipment: Shipment) -> list[Handoff]:
 
 
 def _last_handoff(session: Session, shipment: Shipment) -> Handoff | None:
-    number = session.scalar(
-        select(func.max(Handoff.number)).where(Handoff.shipment_id == shipment.id)
-    )
-    if number is None:
-        return None
     return session.scalar(
-        select(Handoff).where(Handoff.shipment_id == shipment.id, Handoff.number == number)
+        select(Handoff)
+        .where(Handoff.shipment_id == shipment.id)
+        .order_by(Handoff.number.desc())
+        .limit(1)
     )
 
 

@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from custody.handoffs import HandoffRefusedError, record_handoff
+from custody.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
 from custody.ledger import EventDraft, append_events
 from custody.shipment_models import Receipt, Shipment, ShipmentStatus, ShipmentVial
 from custody.shipments import get_shipment, packed
@@ -157,6 +157,9 @@ def thaw(
     require(user, Permission.VIALS_HANDLE)
     (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"})
     thawed_at = occurred_at or utcnow()
+    if thawed_at > utcnow() + CLOCK_SKEW:
+        # The post-thaw clock would start in the future and the vial look usable for longer.
+        raise InvalidValueError("occurred_at", "The thaw time is in the future; check the clock.")
     window = vial.lot.product_version.post_thaw_window_minutes
     use_by = thawed_at + dt.timedelta(minutes=window) if window else None
     _record(

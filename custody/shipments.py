@@ -105,7 +105,9 @@ def get_shipment(session: Session, sscc: str, *, for_update: bool = False) -> Sh
     """The shipment with this SSCC (locked when about to change: handoffs serialise here)."""
     query = select(Shipment).where(Shipment.sscc == sscc)
     if for_update:
-        query = query.with_for_update()
+        # populate_existing: a copy loaded earlier in the request (a visibility check, say)
+        # must not hide what the writer we waited for committed, e.g. a new custodian.
+        query = query.with_for_update().execution_options(populate_existing=True)
     shipment = session.scalar(query)
     if shipment is None:
         raise NotFoundError("shipment with SSCC", sscc)

@@ -148,6 +148,12 @@ def parse_readings(
     return _in_time_order(located, unit)
 
 
+def parse_zone(text: str) -> dt.tzinfo:
+    """A time zone as files and callers write it: UTC, an offset (UTC+02:00, -0400) or an
+    IANA name; ReadingsError otherwise."""
+    return _zone(text, _Where())
+
+
 def find_excursions(
     readings: Iterable[Reading],
     *,

@@ -1,4 +1,5 @@
-"""A vial's state, derived from the last event of its chain and its lot's status."""
+"""A vial's state, derived from the last event of its chain, its lot's status and the
+excursions of the shipments it travelled in."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from custody.cold_chain_models import ShipmentExcursion
 from custody.models import CustodyEvent
+from custody.shipment_models import ShipmentVial
 from lots.batch import LotStatus, Vial
 from lots.models import Site
 
@@ -33,11 +36,13 @@ FINAL_STATES = frozenset({"administered", "destroyed"})
 BLOCKING_LOT_STATUSES = frozenset({LotStatus.RECALLED, LotStatus.REJECTED})
 
 
-def derive_state(last_event_type: str | None, lot_status: str) -> str:
+def derive_state(last_event_type: str | None, lot_status: str, *, excursion: bool = False) -> str:
     """The state of a vial: a recall or rejection of its lot quarantines it wherever it is,
-    unless it has already been administered or destroyed."""
+    and so does a temperature excursion of a shipper it travelled in that QA has not yet
+    disposed of (`excursion`), unless it has already been administered or destroyed."""
     state = STATE_AFTER.get(last_event_type or "", "in_stock")
-    if lot_status in BLOCKING_LOT_STATUSES and state not in FINAL_STATES:
+    held = lot_status in BLOCKING_LOT_STATUSES or excursion
+    if held and state not in FINAL_STATES:
         return "quarantined"
     return state
 
@@ -52,6 +57,8 @@ def vial_status(session: Session, vials: Sequence[Vial]) -> dict[str, tuple[str,
 
     Only state-changing events count: an observation or a bedside check on a vial's chain
     leaves its state and place as they were. A dispensed vial is at the ward it was sent to.
+    A vial packed in a shipper (and not unpacked before it left) whose shipment has an
+    excursion without QA's disposition is quarantined, wherever it is now.
     """
     if not vials:
         return {}
@@ -71,8 +78,26 @@ def vial_status(session: Session, vials: Sequence[Vial]) -> dict[str, tuple[str,
     for chain, event_type, site, body in last:
         ward = orjson.loads(body)["payload"].get("ward") if event_type == "DISPENSED" else None
         found[chain] = (event_type, ward or site)
+    held = _held_by_excursion(session, [vial.id for vial in vials])
     status: dict[str, tuple[str, str | None]] = {}
     for chain, vial in chains.items():
         last_type, place = found.get(chain, (None, None))
-        status[vial.serial] = (derive_state(last_type, vial.lot.status), place)
+        state = derive_state(last_type, vial.lot.status, excursion=vial.id in held)
+        status[vial.serial] = (state, place)
     return status
+
+
+def _held_by_excursion(session: Session, vial_ids: Sequence[int]) -> set[int]:
+    """The vials that travelled in a shipper with an excursion QA has not disposed of."""
+    return set(
+        session.scalars(
+            select(ShipmentVial.vial_id)
+            .join(ShipmentExcursion, ShipmentExcursion.shipment_id == ShipmentVial.shipment_id)
+            .where(
+                ShipmentVial.vial_id.in_(vial_ids),
+                ShipmentVial.unpacked_at.is_(None),
+                ShipmentExcursion.disposition.is_(None),
+            )
+            .distinct()
+        )
+    )

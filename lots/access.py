@@ -51,6 +51,9 @@ class Permission(enum.StrEnum):
     SHIPMENTS_HANDOFF = "shipments:handoff"
     SHIPMENTS_RECEIVE = "shipments:receive"
     VIALS_HANDLE = "vials:handle"
+    TEMPERATURE_IMPORT = "temperature:import"
+    EXCURSIONS_DISPOSE = "excursions:dispose"
+    LEDGER_EXPORT = "ledger:export"
     SCAN = "scan"
 
 
@@ -103,6 +106,12 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.SHIPMENTS_RECEIVE: frozenset({Role.PHARMACIST}),
     # Storing, dispensing to a ward and thawing at the hospital.
     Permission.VIALS_HANDLE: frozenset({Role.PHARMACIST, Role.CLINICIAN}),
+    # Whoever reads the shipper's logger out uploads it: manufacturer, courier or pharmacy.
+    Permission.TEMPERATURE_IMPORT: frozenset({Role.MANUFACTURING, Role.COURIER, Role.PHARMACIST}),
+    # Using or destroying product after an excursion is the quality unit's call (21 CFR 211.22).
+    Permission.EXCURSIONS_DISPOSE: frozenset({Role.QA}),
+    # The whole ledger leaves the service only for oversight: every site's events are in it.
+    Permission.LEDGER_EXPORT: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
 }
 
 # Roles that see every site's records: oversight (QA disposition, audit, administration).

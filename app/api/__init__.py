@@ -8,7 +8,18 @@ from flask_wtf.csrf import CSRFProtect
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.wrappers import Response
 
-from app.api import auth, banks, labels, ledger, lots, products, sites, users
+from app.api import (
+    auth,
+    banks,
+    labels,
+    ledger,
+    lots,
+    products,
+    shipments,
+    sites,
+    temperature,
+    users,
+)
 
 BLUEPRINTS = (
     auth.blp,
@@ -18,6 +29,8 @@ BLUEPRINTS = (
     banks.blp,
     lots.blp,
     labels.blp,
+    shipments.blp,
+    temperature.blp,
     ledger.blp,
     ledger.audit_blp,
 )

@@ -31,8 +31,10 @@ from custody.labelling import (
     print_labels,
     reconcile,
 )
+from custody.shipment_models import Shipment, ShipmentStatus
+from custody.shipment_queries import can_see_shipment, find_shipment, packed_counts
 from custody.vials import FINAL_STATES, vial_states
-from labels.payload import InvalidIdentifierError
+from labels.payload import InvalidIdentifierError, has_check_digit
 from labels.render import Format, LabelTooSmallError, Layout
 from labels.resolution import Kind, Problem, Resolution
 from labels.resolve import resolve
@@ -119,14 +121,25 @@ class ScanSchema(StrictSchema):
 
 
 class ScanItemSchema(StrictSchema):
+    """A vial (serial … expired) or a shipper (sscc … vial_count); `state` for both."""
+
     serial = fields.String()
     lot = fields.String()
     product = fields.String()
     product_name = fields.String()
-    state = fields.String()
+    state = fields.String(metadata={"description": "A vial's state or a shipment's status."})
     lot_status = fields.String()
     expires_on = fields.Date()
     expired = fields.Boolean()
+    sscc = fields.String()
+    from_site = fields.String()
+    from_site_name = fields.String()
+    to_site = fields.String()
+    to_site_name = fields.String()
+    custodian = fields.String(allow_none=True)
+    custodian_name = fields.String(allow_none=True)
+    custodian_since = fields.DateTime(allow_none=True)
+    vial_count = fields.Integer()
 
 
 class ScanActionSchema(StrictSchema):
@@ -305,7 +318,9 @@ class Scans(MethodView):
 
         Read-only: nothing is recorded. A refused scan (forged, unknown, not this vial's
         product or lot) answers 200 with `recognised: false`, the `problem` and a sentence.
-        Items of sites you may not see answer exactly like unknown ones.
+        Items of sites you may not see answer exactly like unknown ones. A shipper's SSCC
+        (its label, an element string with AI 00, or the 18 digits typed) answers with the
+        shipment's status and custodian, and taking custody or receiving where you may.
         """
         session, user = get_session(), require_user()
         resolution = resolve(data["code"], base=current_app.config["PUBLIC_URL"], keys=label_keys())
@@ -313,12 +328,12 @@ class Scans(MethodView):
             return _answer(resolution)
         match resolution.kind:
             case Kind.VIAL | Kind.SERIAL_ONLY:
+                typed = _typed_shipper(session, user, resolution)
+                if typed is not None:
+                    return _shipper_answer(session, user, *typed)
                 return _vial_answer(session, user, resolution)
             case Kind.SHIPPER:
-                # Shipments come with the shipping issue; until then no SSCC is known.
-                return _answer(
-                    _unknown(resolution, f"No shipment with SSCC {resolution.sscc} is known.")
-                )
+                return _shipper_scan(session, user, resolution)
             case Kind.SUBJECT:
                 who = resolution.gsrn or resolution.subject_code
                 trial = f" in trial {resolution.trial}" if resolution.trial else ""
@@ -409,6 +424,101 @@ def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[
                 "/api/v1/ledger/events",
                 f"Record an observation on vial {vial.serial}",
             )
+        )
+    return actions
+
+
+def _shipper_scan(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+    shipment = find_shipment(session, resolution.sscc or "")
+    if shipment is None or not _may_scan(session, user, shipment):
+        # A shipment the user may not see reads exactly like one that does not exist.
+        return _answer(_unknown(resolution, f"No shipment with SSCC {resolution.sscc} is known."))
+    return _shipper_answer(session, user, resolution, shipment)
+
+
+def _typed_shipper(
+    session: Session, user: User, resolution: Resolution
+) -> tuple[Resolution, Shipment] | None:
+    """A typed (or prefix-less) SSCC: 18 digits, or 20 with AI 00 in front, of a shipment."""
+    text = resolution.serial or ""
+    if resolution.kind is not Kind.SERIAL_ONLY or not text.isdigit():
+        return None
+    sscc = text[2:] if len(text) == 20 and text.startswith("00") else text
+    if len(sscc) != 18 or not has_check_digit(sscc):
+        return None
+    shipment = find_shipment(session, sscc)
+    if shipment is None or not _may_scan(session, user, shipment):
+        return None
+    typed = replace(
+        resolution,
+        kind=Kind.SHIPPER,
+        sscc=sscc,
+        serial=None,
+        reason=f"Shipper {sscc}, from its typed SSCC: a typed number proves nothing about the "
+        "label, so compare the label with this record.",
+    )
+    return typed, shipment
+
+
+def _may_scan(session: Session, user: User, shipment: Shipment) -> bool:
+    # Whoever may take custody can scan a shipper in transit: having it in hand is the point.
+    return can_see_shipment(session, user, shipment) or (
+        can(user, Permission.SHIPMENTS_HANDOFF) and shipment.status == ShipmentStatus.IN_TRANSIT
+    )
+
+
+def _shipper_answer(
+    session: Session, user: User, resolution: Resolution, shipment: Shipment
+) -> dict[str, Any]:
+    holder = shipment.custodian
+    item = {
+        "sscc": shipment.sscc,
+        "state": shipment.status,
+        "from_site": shipment.from_site.code,
+        "from_site_name": shipment.from_site.name,
+        "to_site": shipment.to_site.code,
+        "to_site_name": shipment.to_site.name,
+        "custodian": holder.username if holder else None,
+        "custodian_name": holder.full_name if holder else None,
+        "custodian_since": shipment.custodian_since,
+        "vial_count": packed_counts(session, [shipment])[shipment.id],
+    }
+    return _answer(resolution, item=item, actions=_shipper_actions(session, user, shipment))
+
+
+def _shipper_actions(session: Session, user: User, shipment: Shipment) -> list[dict[str, str]]:
+    """What this user may do next with the shipper, given their role, site and its status."""
+    sscc, api = shipment.sscc, f"/api/v1/shipments/{shipment.sscc}"
+    actions = []
+    if can(user, Permission.SHIPMENTS_READ) and can_see_shipment(session, user, shipment):
+        actions.append(
+            _action("view_shipment", "GET", f"/shipments/{sscc}", f"Open shipment {sscc}")
+        )
+    if can(user, Permission.SHIPMENTS_MANAGE) and user.site_id == shipment.from_site_id:
+        if shipment.status == ShipmentStatus.OPEN:
+            actions += [
+                _action("pack_vials", "POST", f"{api}/vials", f"Pack vials into shipper {sscc}"),
+                _action("seal", "POST", f"{api}/seal", f"Seal shipper {sscc}"),
+            ]
+        elif shipment.status == ShipmentStatus.SEALED:
+            actions.append(
+                _action("ship", "POST", f"{api}/ship", f"Hand shipper {sscc} to the first courier")
+            )
+    if shipment.status != ShipmentStatus.IN_TRANSIT:
+        return actions
+    holder = shipment.custodian
+    if can(user, Permission.SHIPMENTS_HANDOFF) and holder is not None and holder.id != user.id:
+        actions.append(
+            _action(
+                "take_custody",
+                "POST",
+                f"{api}/handoffs",
+                f"Take custody of shipper {sscc} from {holder.full_name}",
+            )
+        )
+    if can(user, Permission.SHIPMENTS_RECEIVE) and user.site_id == shipment.to_site_id:
+        actions.append(
+            _action("receive", "POST", f"{api}/receipt", f"Receive shipper {sscc}: check the seal")
         )
     return actions
 

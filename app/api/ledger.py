@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields, validate
 from sqlalchemy import select
 
+from app.api.lot_schemas import Moment
 from app.api.schemas import (
     AuditEntrySchema,
     AuditQuerySchema,
     EventSchema,
     ObservationSchema,
+    StrictSchema,
     VerificationSchema,
 )
 from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import trusted_keys
 from app.writes import write
+from custody.epcis_export import export_epcis
 from custody.ledger import VerificationReport, chain_events, verify_ledger
 from custody.models import CustodyEvent
 from custody.observations import record_observation
@@ -27,6 +33,49 @@ from lots.errors import NotFoundError
 from lots.models import AuditEntry, Site
 
 blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The custody ledger")
+
+
+class ExportQuerySchema(StrictSchema):
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(["epcis"]),
+        metadata={"description": "epcis: an EPCIS 2.0 JSON-LD document (GS1 CBV 2.0)."},
+    )
+    chain = fields.String(
+        validate=validate.Length(1, 160),
+        metadata={"description": "One vial:, shipment: or lot: chain."},
+    )
+    lot = fields.String(
+        validate=validate.Length(1, 20),
+        metadata={"description": "A lot, its vials and the shipments that carried them."},
+    )
+    sscc = fields.String(
+        validate=validate.Regexp(r"^\d{18}$", error="An SSCC is 18 digits."),
+        metadata={"description": "A shipment and the vials packed in it."},
+    )
+    since = Moment(metadata={"description": "Events recorded at or after this time."})
+
+
+@blp.route("/export")
+class Export(MethodView):
+    @requires(Permission.LEDGER_EXPORT)
+    @blp.arguments(ExportQuerySchema, location="query")
+    @blp.response(
+        200,
+        content_type="application/ld+json",
+        description="An EPCISDocument; it validates against GS1's EPCIS 2.0 JSON schema.",
+    )
+    def get(self, query: dict[str, Any]) -> Response:
+        """Custody events as EPCIS 2.0 JSON-LD: one event per shipper scan, not per vial."""
+        document = export_epcis(
+            get_session(),
+            base_uri=current_app.config["PUBLIC_URL"],
+            chain=query.get("chain"),
+            lot=query.get("lot"),
+            sscc=query.get("sscc"),
+            since=query.get("since"),
+        )
+        return Response(orjson.dumps(document), mimetype="application/ld+json")
 
 
 @blp.route("/verify")

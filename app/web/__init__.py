@@ -39,6 +39,7 @@ bp = Blueprint(
 
 # What each role finds on its home page, in the order it needs them.
 TILES: list[tuple[Permission, str, str, str]] = [
+    (Permission.SCAN, "web.scan", "Scan", "Scan a vial or a shipper: what it is, what to do."),
     (Permission.LOTS_READ, "web.lots", "Lots", "Lots, their QC results, deviations and release."),
     (
         Permission.PRODUCTS_WRITE,
@@ -228,3 +229,5 @@ def init_app(app: Flask) -> None:
 
 from app.web import labels as _labels  # noqa: E402,F401 - registers the label pages on `bp`
 from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`
+from app.web import shipments as _shipments  # noqa: E402,F401 - registers scan and shipment pages
+from app.web import temperature as _temperature  # noqa: E402,F401 - shipment temperature section

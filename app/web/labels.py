@@ -106,12 +106,13 @@ def vial_link(user: User, **_identifiers: str) -> Any:
 @bp.get("/00/<sscc>")
 @signed_in(Permission.SCAN)
 def shipper_link(user: User, sscc: str) -> Any:
-    """A shipper's SSCC: checked like a vial's label; shipments are not recorded yet."""
+    """A shipper's SSCC: checked like a vial's label, then shown on the scan page, which
+    applies the user's visibility and offers their next actions (take custody, receive)."""
     del user, sscc  # the resolver reads the SSCC from the link as printed
     resolution = _resolve_request()
     if resolution.refused:
         return _unverified(resolution)
-    return render_template("label_check.html", resolution=resolution, refused=False), 404
+    return redirect(url_for("web.scan", code=_link_as_printed()), code=303)
 
 
 def _resolve_request() -> Resolution:

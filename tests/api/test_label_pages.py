@@ -227,15 +227,15 @@ def test_a_gtin_with_a_wrong_check_digit_is_refused_not_a_500(client, session, a
     assert "wrong check digit" in refusal(response)
 
 
-def test_a_shippers_sscc_shows_that_no_shipment_is_known_yet(client, app):
+def test_a_shippers_link_opens_the_scan_page_which_says_when_no_shipment_is_known(client, app):
     sign_in(client, "courier")
     sscc = sscc_from("0950600", 42)
 
     response = client.get(local(shipper_uri(base=BASE, sscc=sscc, key=label_keys(app)[0])))
+    page = client.get(response.location).get_data(as_text=True)
 
-    page = response.get_data(as_text=True)
-    assert response.status_code == 404
-    assert f"No shipment with SSCC <code>{sscc}</code> is known yet." in page
+    assert response.status_code == 303
+    assert f"No shipment with SSCC {sscc} is known." in page
 
 
 def test_a_forged_or_malformed_sscc_is_refused_never_a_500(client, app):

@@ -17,19 +17,29 @@ XSM = "XellSmart Biopharmaceutical, Suzhou (manufacturing)"
 SYSU3 = "Third Affiliated Hospital of Sun Yat-sen University"
 
 # Each demo role: its site, and the tiles its permissions put on its home page.
-EVERYONE = ["Lots", "Products"]
+EVERYONE = ["Scan", "Lots", "Products"]
 HOMES = {
     "admin": (
         XSM,
-        ["Lots", "Products and specifications", "Ledger verification", "Audit trail", "Users"],
+        [
+            "Scan",
+            "Lots",
+            "Products and specifications",
+            "Ledger verification",
+            "Audit trail",
+            "Users",
+        ],
     ),
     "manufacturing": (XSM, EVERYONE),
     "qc": ("XellSmart QC laboratory, Suzhou", EVERYONE),
-    "qa": (XSM, ["Lots", "Products and specifications", "Ledger verification", "Audit trail"]),
+    "qa": (
+        XSM,
+        ["Scan", "Lots", "Products and specifications", "Ledger verification", "Audit trail"],
+    ),
     "courier": ("CryoLink Couriers depot, Guangzhou", EVERYONE),
     "pharmacist": (f"{SYSU3}, pharmacy", EVERYONE),
     "clinician": (f"{SYSU3}, spine surgery ward", EVERYONE),
-    "auditor": (XSM, ["Lots", "Products", "Ledger verification", "Audit trail"]),
+    "auditor": (XSM, ["Scan", "Lots", "Products", "Ledger verification", "Audit trail"]),
 }
 
 
