@@ -55,6 +55,18 @@ class Permission(enum.StrEnum):
     EXCURSIONS_DISPOSE = "excursions:dispose"
     LEDGER_EXPORT = "ledger:export"
     SCAN = "scan"
+    TRIALS_READ = "trials:read"
+    TRIALS_MANAGE = "trials:manage"
+    KITS_MANAGE = "kits:manage"
+    SUBJECTS_READ = "subjects:read"
+    SUBJECTS_ENROL = "subjects:enrol"
+    SUBJECTS_RANDOMIZE = "subjects:randomize"
+    ALLOCATE = "allocations:write"
+    UNBLIND = "subjects:unblind"
+    BEDSIDE_CHECK = "bedside:check"
+    ADMINISTER = "administrations:write"
+    TRACE_READ = "trace:read"
+    FHIR_READ = "fhir:read"
 
 
 EVERYONE = frozenset(Role)
@@ -112,6 +124,29 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.EXCURSIONS_DISPOSE: frozenset({Role.QA}),
     # The whole ledger leaves the service only for oversight: every site's events are in it.
     Permission.LEDGER_EXPORT: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
+    # Trials: protocols are master data; what a blinded user reads of them hides the arms.
+    Permission.TRIALS_READ: frozenset(Role) - {Role.COURIER},
+    Permission.TRIALS_MANAGE: frozenset({Role.ADMIN}),
+    # Kits are packed at the manufacturer by someone who must see the arm (unblinded flag too).
+    Permission.KITS_MANAGE: frozenset({Role.MANUFACTURING}),
+    # Subjects are pseudonymous; only their site's clinical staff and oversight read them.
+    Permission.SUBJECTS_READ: frozenset(
+        {Role.ADMIN, Role.QA, Role.AUDITOR, Role.PHARMACIST, Role.CLINICIAN}
+    ),
+    Permission.SUBJECTS_ENROL: frozenset({Role.CLINICIAN, Role.PHARMACIST}),
+    Permission.SUBJECTS_RANDOMIZE: frozenset({Role.CLINICIAN, Role.PHARMACIST}),
+    # The pharmacy sets a vial (or the system's kit) aside for a subject's visit.
+    Permission.ALLOCATE: frozenset({Role.PHARMACIST}),
+    # Emergency unblinding is the treating clinician's call (ICH E6 5.1.3 / protocol).
+    Permission.UNBLIND: frozenset({Role.CLINICIAN}),
+    Permission.BEDSIDE_CHECK: frozenset({Role.CLINICIAN, Role.PHARMACIST}),
+    # The administering person is a clinician; the second signer may be a pharmacist.
+    Permission.ADMINISTER: frozenset({Role.CLINICIAN}),
+    # A recall trace crosses every site: oversight only.
+    Permission.TRACE_READ: frozenset({Role.ADMIN, Role.QA, Role.AUDITOR}),
+    Permission.FHIR_READ: frozenset(
+        {Role.ADMIN, Role.QA, Role.AUDITOR, Role.PHARMACIST, Role.CLINICIAN}
+    ),
 }
 
 # Roles that see every site's records: oversight (QA disposition, audit, administration).

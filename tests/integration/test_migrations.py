@@ -53,4 +53,4 @@ def test_migrations_upgrade_from_empty_downgrade_and_upgrade_again(empty_databas
         assert "custody_events" in inspect(connection).get_table_names()
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0005"
+    assert version == "0006"
