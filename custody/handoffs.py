@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from custody.ledger import EventDraft, append_event, append_events
 from custody.shipment_models import Handoff, Shipment, ShipmentStatus
 from custody.shipments import get_shipment, packed
-from lots.access import Permission, require
+from lots.access import Permission, Role, require
 from lots.base import utcnow
 from lots.errors import DomainError
 from lots.models import User
@@ -216,6 +216,12 @@ def _refusal(  # noqa: PLR0911 - one return per reason a handoff is refused
         )
     if taker.id == holder.id:
         return f"You already hold shipper {shipment.sscc}."
+    if taker.role == Role.PHARMACIST and taker.site_id != shipment.to_site_id:
+        # A pharmacy takes custody only of what is addressed to it; couriers relay anywhere.
+        return (
+            f"Shipper {shipment.sscc} is addressed to {shipment.to_site.name}; "
+            f"{taker.site.name} cannot take custody of it."
+        )
     if occurred_at > now + CLOCK_SKEW:
         return "The time of the scan is in the future; check the device clock."
     since = shipment.custodian_since

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from custody.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
-from custody.ledger import EventDraft, append_events
+from custody.ledger import EventDraft, append_event, append_events
+from custody.models import CustodyEvent
 from custody.shipment_models import Receipt, Shipment, ShipmentStatus, ShipmentVial
 from custody.shipments import get_shipment, packed
-from custody.vials import vial_status
+from custody.vials import STATE_AFTER, vial_status
 from lots.access import Permission, require
 from lots.accounts import get_site
 from lots.base import utcnow
@@ -88,11 +90,19 @@ def receive(
             remote_addr=remote_addr,
         )
     if seal_number != shipment.seal_number:
-        raise HandoffRefusedError(
+        error = HandoffRefusedError(
             f"Seal {seal_number} is not the seal applied at packing ({shipment.seal_number}): "
             "do not open the shipper; quarantine it and call QA.",
             sscc=sscc,
         )
+        # The transaction rolls back; the refusal itself must stay on the shipper's record.
+        error.after_rollback = partial(
+            _record_seal_mismatch,
+            sscc=sscc,
+            user_id=user.id,
+            payload={"sscc": sscc, "seal_number": seal_number, "reason": str(error)},
+        )
+        raise error
     inside = {row.vial.serial: row for row in packed(session, shipment)}
     scanned = list(inside) if serials is None else list(dict.fromkeys(serials))
     result = _reconcile(session, shipment, inside, scanned)
@@ -160,6 +170,19 @@ def thaw(
     if thawed_at > utcnow() + CLOCK_SKEW:
         # The post-thaw clock would start in the future and the vial look usable for longer.
         raise InvalidValueError("occurred_at", "The thaw time is in the future; check the clock.")
+    before = session.scalar(
+        select(CustodyEvent.occurred_at)
+        .where(CustodyEvent.chain == vial.chain, CustodyEvent.event_type.in_(STATE_AFTER))
+        .order_by(CustodyEvent.seq.desc())
+        .limit(1)
+    )
+    if before is not None and thawed_at < before - CLOCK_SKEW:
+        # A thaw back-dated before the vial reached the ward would make the clock look later.
+        raise InvalidValueError(
+            "occurred_at",
+            f"The thaw time {thawed_at:%Y-%m-%d %H:%M} UTC is before the vial's last recorded "
+            f"step ({before:%Y-%m-%d %H:%M} UTC).",
+        )
     window = vial.lot.product_version.post_thaw_window_minutes
     use_by = thawed_at + dt.timedelta(minutes=window) if window else None
     _record(
@@ -175,6 +198,23 @@ def thaw(
         at=thawed_at,
     )
     return use_by or thawed_at
+
+
+def _record_seal_mismatch(
+    session: Session, *, sscc: str, user_id: int, payload: dict[str, object]
+) -> None:
+    user = session.get(User, user_id)
+    append_event(
+        session,
+        EventDraft(
+            f"shipment:{sscc}",
+            "SEAL_MISMATCH",
+            utcnow(),
+            payload,
+            user,
+            user.site if user else None,
+        ),
+    )
 
 
 def receipt_of(session: Session, shipment: Shipment) -> Receipt | None:

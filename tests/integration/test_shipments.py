@@ -502,6 +502,27 @@ def test_a_wrong_seal_is_refused_and_nothing_is_received(session):
     )
 
 
+def test_a_wrong_seal_is_recorded_on_the_shippers_chain(session):
+    shipment = in_pharmacists_hands(session, [v(1)])
+    refusal(session, lambda: receive_as_pharmacist(session, shipment, seal_number="SEAL-0000"))
+    event = last_event(session, shipment.chain)
+    assert (event.event_type, payload(event)["seal_number"]) == ("SEAL_MISMATCH", "SEAL-0000")
+
+
+def test_a_pharmacist_of_another_hospital_cannot_take_the_shipper(session):
+    shipment = shipped(session, [v(1)])
+    refused = refusal(
+        session,
+        lambda: hand_off(
+            session, shipment, "amu-pharmacist", "courier", password=password("amu-pharmacist")
+        ),
+    )
+    assert refused.detail.startswith(
+        f"Shipper {shipment.sscc} is addressed to Third Affiliated Hospital"
+    )
+    assert last_event(session, shipment.chain).event_type == "HANDOFF_REFUSED"
+
+
 def get_shipment_status(session, shipment) -> str:
     session.refresh(shipment)
     return shipment.status
@@ -631,6 +652,15 @@ def test_a_thaw_in_the_future_is_refused(session):
     with pytest.raises(InvalidValueError) as refused:
         thaw(session, pharmacist, v(1), occurred_at=utcnow() + dt.timedelta(hours=1))
     assert refused.value.field == "occurred_at"
+
+
+def test_a_thaw_dated_before_the_vial_reached_the_ward_is_refused(session):
+    received(session, [v(1)])
+    pharmacist = get_user(session, "pharmacist")
+    store(session, pharmacist, [v(1)], location=FREEZER)
+    with pytest.raises(InvalidValueError) as refused:
+        thaw(session, pharmacist, v(1), occurred_at=utcnow() - dt.timedelta(days=2))
+    assert "before the vial's last recorded step" in refused.value.detail
 
 
 def test_the_ledger_verifies_after_a_whole_journey_with_refusals(app, session):
