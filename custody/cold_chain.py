@@ -121,6 +121,15 @@ def import_readings(
     return ImportResult(shipment, len(new), len(readings) - len(new), recorded, event_hash)
 
 
+def judge_shipment(
+    session: Session, user: User, shipment: Shipment, now: dt.datetime | None = None
+) -> list[ShipmentExcursion]:
+    """Record what the readings on file and the clock show now: at receipt, a shipper that
+    took longer than its validated hold time is an excursion even if no logger file came."""
+    now = now or utcnow()
+    return _record_excursions(session, user, shipment, _judge(session, shipment, now), now)
+
+
 def dispose_excursion(
     session: Session,
     hasher: PasswordHasher,

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from custody.cold_chain import judge_shipment
 from custody.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
 from custody.ledger import EventDraft, append_event, append_events
 from custody.models import CustodyEvent
@@ -130,6 +131,7 @@ def receive(
         for s in result.missing
     ]
     events = append_events(session, drafts, recorded_at=now)
+    judge_shipment(session, user, shipment, now)
     receipt = Receipt(
         shipment_id=shipment.id,
         received_by=user,

@@ -207,6 +207,27 @@ def test_a_shipper_kept_beyond_its_hold_time_is_an_excursion(session, clock, mon
     assert states(session, shipment) == {"quarantined"}
 
 
+def test_a_shipper_received_after_its_hold_time_is_quarantined_without_a_logger_file(
+    session, clock
+):
+    shipment = sealed_shipment(session, clock, hold_time_hours=6)
+
+    deliver(session, clock, shipment)  # received 8 h 5 min after sealing
+
+    (overrun,) = shipment_excursions(session, shipment)
+    assert (overrun.kind, overrun.started_at) == (
+        "hold_time",
+        shipment.sealed_at + dt.timedelta(hours=6),
+    )
+    assert states(session, shipment) == {"quarantined"}
+
+
+def test_a_shipper_received_within_its_hold_time_has_no_excursion(session, clock, shipment):
+    deliver(session, clock, shipment)
+
+    assert shipment_excursions(session, shipment) == []
+
+
 def test_readings_before_sealing_and_after_receipt_are_kept_but_not_judged(
     session, clock, shipment
 ):
