@@ -4,6 +4,7 @@ with the demo data, and each test inside a transaction that is rolled back."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,7 +28,8 @@ os.environ.pop("DATABASE_URL", None)
 from app import create_app, demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from lots.accounts import password_hasher  # noqa: E402
+from lots.accounts import get_site, password_hasher  # noqa: E402
+from lots.banks import create_bank  # noqa: E402
 
 TEST_CONFIG = {
     "TESTING": True,
@@ -167,3 +169,21 @@ def chromium_path() -> str | None:
         if Path(candidate).exists():
             return candidate
     return None
+
+
+def own_bank(session: Session, prefix: str) -> str:
+    """A new iPSC line with its master and working banks, for tests that commit lots: their
+    lots stay out of the demo banks' genealogy (and so out of other tests' recalls and
+    traces) once committed, since the ledger cannot be cleaned up. The working bank's code."""
+    tag = uuid.uuid4().hex[:6].upper()
+    site = get_site(session, "XSM-SZ")
+    for code, kind, parent, passage in (
+        (f"{prefix}-L-{tag}", "cell_line", None, 10),
+        (f"{prefix}-M-{tag}", "master", f"{prefix}-L-{tag}", 15),
+        (f"{prefix}-W-{tag}", "working", f"{prefix}-M-{tag}", 20),
+    ):
+        create_bank(
+            session, actor="tests", code=code, kind=kind, site=site, parent_code=parent,
+            passage=passage,
+        )  # fmt: skip
+    return f"{prefix}-W-{tag}"

@@ -167,6 +167,7 @@ def test_a_courier_takes_the_shipper_from_another_courier_by_scanning_it(
         "celltrail has no record of a vial, shipment or subject XS228-NOPE-V0001."
     )
     screenshot(phone, "-refusal")
+    expect(scan_box).to_be_focused()  # the next page is ready for the scanner
 
     wedge_scan(phone, sscc)
 
@@ -191,6 +192,7 @@ def test_the_pharmacist_signs_for_the_shipper_and_receives_it_with_one_vial_miss
     sscc, links = shipment
     sign_in_on("pharmacist")
     phone.goto("/scan")
+    expect(phone.get_by_label("Scan or type a code")).to_be_focused()
     wedge_scan(phone, sscc)
     custody = phone.get_by_test_id("custody-form")
     custody.get_by_label("Your password, to sign for custody").fill(demo_password("pharmacist"))

@@ -26,6 +26,7 @@ from custody.shipments import create_shipment, pack_vials, packed, seal, ship
 from lots.accounts import create_user, get_site, get_user, password_hasher
 from lots.base import utcnow
 from lots.errors import NotFoundError
+from tests.conftest import own_bank
 
 pytestmark = pytest.mark.postgresql
 
@@ -79,7 +80,7 @@ def lot(sessions) -> str:
             maker,
             number=number,
             product_code="XS228",
-            bank_code="XS-WCB-01",
+            bank_code=own_bank(session, "HC"),
             manufacture_start=end - dt.timedelta(days=28),
             manufacture_end=end,
             vials_filled=VIALS * ROUNDS,
