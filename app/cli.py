@@ -54,7 +54,10 @@ def demo_load(if_empty: bool) -> None:
         if if_empty and not demo.is_empty(session):
             click.echo("Demo data not loaded: the database already has users.")
         else:
-            created = demo.load(session, password_hasher(current_app.config["PASSWORD_HASHER"]))
+            hasher = password_hasher(current_app.config["PASSWORD_HASHER"])
+            # The full demo, with SCI-001's first dose; the test suite's fixture loads the
+            # demo without it so that XS228-2610-01 is still whole in stock.
+            created = demo.load(session, hasher, first_dose=True)
             click.echo(f"Demo data: {len(created)} records created.")
     click.echo("Demo logins (username / password, role @ site):")
     for user in demo.USERS:

@@ -12,6 +12,8 @@ from biip.checksums import gs1_standard_check_digit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.demo_bedside import load_first_dose, load_sepsis_dose
+from app.demo_trials import load_trials
 from custody.batch_record import create_lot, record_step
 from custody.release import decide, record_result
 from lots.accounts import create_site, create_user, get_site, get_user
@@ -105,6 +107,8 @@ USERS = [
     DemoUser("auditor", "Ada Auditor", "auditor", "XSM-SZ"),
     DemoUser("amu-pharmacist", "Xu Ping", "pharmacist", "AMU-SW-PH", unblinded=True),
     DemoUser("amu-clinician", "Xiang Jun", "clinician", "AMU-SW-ICU"),
+    # Packs the sepsis trial's blinded kits: packing means seeing the arm.
+    DemoUser("kit-packer", "Pan Jie", "manufacturing", "XSM-SZ", unblinded=True),
 ]
 
 
@@ -349,8 +353,13 @@ def is_empty(session: Session) -> bool:
     return session.scalar(select(User.id).limit(1)) is None
 
 
-def load(session: Session, hasher: PasswordHasher) -> list[str]:
-    """Create whatever of the demo data is missing; running it twice changes nothing."""
+def load(session: Session, hasher: PasswordHasher, *, first_dose: bool = False) -> list[str]:
+    """Create whatever of the demo data is missing; running it twice changes nothing.
+
+    `first_dose` also doses the seeds' subjects (app.demo_bedside): SCI-001 from
+    XS228-2610-01-V0001 and SEP-001 from its kit. Those vials then leave stock, which many
+    tests still take as in stock, so `celltrail demo load` asks for it and the suite does not.
+    """
     created: list[str] = []
     for code, name, kind, gln in SITES:
         if session.scalar(select(Site.id).where(Site.code == code)) is None:
@@ -376,6 +385,11 @@ def load(session: Session, hasher: PasswordHasher) -> list[str]:
             created.append(f"user {user.username}")
     created += _load_banks(session)
     created += _load_lots(session, hasher)
+    created += _trials(session, hasher)
+    if first_dose:
+        passwords = {u.username: u.password for u in USERS}
+        created += load_first_dose(session, hasher, passwords)
+        created += load_sepsis_dose(session, hasher, passwords)
     return created
 
 
@@ -461,3 +475,8 @@ def _load_lots(session: Session, hasher: PasswordHasher) -> list[str]:
             meaning="Released for clinical use (QA)",
         )
     return created
+
+
+def _trials(session: Session, hasher: PasswordHasher) -> list[str]:
+    """The two reference trials, their subjects, the sepsis kits and the first allocations."""
+    return load_trials(session, hasher, {user.username: user.password for user in USERS})

@@ -45,6 +45,8 @@ class Trial(Base):
     # a generator seeded with `randomization_seed`, so the list can be regenerated for audit.
     randomization_seed: Mapped[str | None] = mapped_column(String(64))
     block_multipliers: Mapped[list[int] | None] = mapped_column(JSONDocument)
+    # Participants the protocol plans; each site's randomization list is generated this long.
+    planned_subjects: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -156,6 +158,7 @@ class Subject(Base):
     trial: Mapped[Trial] = relationship(lazy="joined")
     site: Mapped[Site] = relationship(lazy="joined")
     arm: Mapped[Arm | None] = relationship()
+    unblinding: Mapped[Unblinding | None] = relationship(viewonly=True, lazy="selectin")
 
     @property
     def chain(self) -> str:

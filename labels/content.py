@@ -29,7 +29,7 @@ class VialLabel:
     serial: str
     expiry: dt.date
     storage_condition: str
-    cells_per_vial: int
+    cells_per_vial: int | None  # None on a blinded kit: the arms' contents differ
     payload: str
     quarantined: bool = False
     statement: str = INVESTIGATIONAL_STATEMENT

@@ -100,7 +100,12 @@ def vial_drawing(label: VialLabel, dpi: int) -> Drawing:
         (f"LOT {label.lot}", False),
         (f"SN {label.serial}", False),
         (f"EXP {label.expiry:%Y-%m-%d}", False),
-        (f"{label.cells_per_vial:,} cells/vial", False),
+        (
+            "Blinded kit"
+            if label.cells_per_vial is None
+            else f"{label.cells_per_vial:,} cells/vial",
+            False,
+        ),
         (label.storage_condition, False),
         (statement_that_fits(label.statement, right - left, 4.3), False),
     ]

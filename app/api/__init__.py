@@ -11,6 +11,8 @@ from werkzeug.wrappers import Response
 from app.api import (
     auth,
     banks,
+    bedside,
+    fhir,
     labels,
     ledger,
     lots,
@@ -18,6 +20,8 @@ from app.api import (
     shipments,
     sites,
     temperature,
+    trace,
+    trials,
     users,
 )
 
@@ -31,8 +35,12 @@ BLUEPRINTS = (
     labels.blp,
     shipments.blp,
     temperature.blp,
+    bedside.blp,
     ledger.blp,
     ledger.audit_blp,
+    trace.blp,
+    fhir.blp,
+    trials.blp,
 )
 
 

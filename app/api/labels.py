@@ -33,6 +33,14 @@ from custody.labelling import (
 )
 from custody.shipment_models import Shipment, ShipmentStatus
 from custody.shipment_queries import can_see_shipment, find_shipment, packed_counts
+from custody.trial_models import Subject
+from custody.trials import (
+    can_see_kits,
+    can_see_subject,
+    find_kit_by_label,
+    find_subject_by_wristband,
+    kit_views,
+)
 from custody.vials import FINAL_STATES, vial_states
 from labels.payload import InvalidIdentifierError, has_check_digit
 from labels.render import Format, LabelTooSmallError, Layout
@@ -41,7 +49,7 @@ from labels.resolve import resolve
 from lots.access import Permission, can, can_see
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
-from lots.errors import DomainError
+from lots.errors import DomainError, NotFoundError
 from lots.models import User
 
 MAX_SCAN_CHARS = 2000
@@ -140,6 +148,11 @@ class ScanItemSchema(StrictSchema):
     custodian_name = fields.String(allow_none=True)
     custodian_since = fields.DateTime(allow_none=True)
     vial_count = fields.Integer()
+    kit = fields.String(metadata={"description": "A blinded kit's number (never its vial)."})
+    trial = fields.String()
+    packaging_lot = fields.String()
+    subject = fields.String()
+    site = fields.String()
 
 
 class ScanActionSchema(StrictSchema):
@@ -151,7 +164,7 @@ class ScanActionSchema(StrictSchema):
 
 class ScanAnswerSchema(StrictSchema):
     kind = fields.String(
-        metadata={"description": "vial, shipper, subject, serial_only or unreadable."}
+        metadata={"description": "vial, kit, shipper, subject, serial_only or unreadable."}
     )
     recognised = fields.Boolean(metadata={"description": "celltrail knows the item."})
     authentication = fields.String()
@@ -328,17 +341,21 @@ class Scans(MethodView):
             return _answer(resolution)
         match resolution.kind:
             case Kind.VIAL | Kind.SERIAL_ONLY:
-                typed = _typed_shipper(session, user, resolution)
-                if typed is not None:
-                    return _shipper_answer(session, user, *typed)
-                return _vial_answer(session, user, resolution)
+                return _kit_answer(session, user, resolution) or _vial_or_shipper(
+                    session, user, resolution
+                )
             case Kind.SHIPPER:
                 return _shipper_scan(session, user, resolution)
             case Kind.SUBJECT:
-                who = resolution.gsrn or resolution.subject_code
-                trial = f" in trial {resolution.trial}" if resolution.trial else ""
-                return _answer(_unknown(resolution, f"No subject {who}{trial} is known."))
+                return _subject_answer(session, user, resolution)
         return _answer(resolution)  # pragma: no cover - the resolver refuses anything else
+
+
+def _vial_or_shipper(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+    typed = _typed_shipper(session, user, resolution)
+    if typed is not None:
+        return _shipper_answer(session, user, *typed)
+    return _vial_answer(session, user, resolution)
 
 
 def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
@@ -521,6 +538,58 @@ def _shipper_actions(session: Session, user: User, shipment: Shipment) -> list[d
             _action("receive", "POST", f"{api}/receipt", f"Receive shipper {sscc}: check the seal")
         )
     return actions
+
+
+def _kit_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any] | None:
+    """A blinded kit's label: its number, trial, packaging lot and state, nothing that
+    tells the arm (no vial serial, lot or product). Another site's kit reads like no kit."""
+    if resolution.kind is not Kind.VIAL or resolution.gtin is None or resolution.serial is None:
+        return None
+    kit = find_kit_by_label(session, resolution.gtin, resolution.serial)
+    if kit is None or not can_see_kits(user, kit.trial):
+        return None
+    if resolution.lot is not None and resolution.lot != kit.packaging_lot:
+        return _answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
+    view = kit_views(session, [kit])[kit.id]
+    answer = _answer(
+        replace(resolution, reason=f"Kit {kit.number} of trial {kit.trial.protocol_id}."),
+        item={
+            "kit": kit.number,
+            "trial": kit.trial.protocol_id,
+            "packaging_lot": kit.packaging_lot,
+            "state": view.state,
+        },
+    )
+    return {**answer, "kind": "kit"}
+
+
+def _subject_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+    """A wristband: the subject, if the user may see it; otherwise as unknown."""
+    subject = _wristband_subject(session, user, resolution)
+    if subject is None:
+        who = resolution.gsrn or resolution.subject_code
+        trial = f" in trial {resolution.trial}" if resolution.trial else ""
+        return _answer(_unknown(resolution, f"No subject {who}{trial} is known."))
+    return _answer(
+        replace(resolution, reason=f"Subject {subject.code} of trial {subject.trial.protocol_id}."),
+        item={
+            "subject": subject.code,
+            "trial": subject.trial.protocol_id,
+            "site": subject.site.code,
+        },
+    )
+
+
+def _wristband_subject(session: Session, user: User, resolution: Resolution) -> Subject | None:
+    try:
+        subject = find_subject_by_wristband(
+            session, resolution.gsrn or resolution.subject_code or ""
+        )
+    except NotFoundError:
+        return None
+    if resolution.trial is not None and resolution.trial != subject.trial.protocol_id:
+        return None
+    return subject if can_see_subject(user, subject) else None
 
 
 def _action(action: str, method: str, href: str, label: str) -> dict[str, str]:

@@ -40,6 +40,12 @@ bp = Blueprint(
 # What each role finds on its home page, in the order it needs them.
 TILES: list[tuple[Permission, str, str, str]] = [
     (Permission.SCAN, "web.scan", "Scan", "Scan a vial or a shipper: what it is, what to do."),
+    (
+        Permission.BEDSIDE_CHECK,
+        "web.bedside",
+        "Bedside",
+        "Check the vial against the wristband: GO or NO-GO, then give it with a second person.",
+    ),
     (Permission.LOTS_READ, "web.lots", "Lots", "Lots, their QC results, deviations and release."),
     (
         Permission.PRODUCTS_WRITE,
@@ -227,7 +233,9 @@ def init_app(app: Flask) -> None:
         return response
 
 
+from app.web import bedside as _bedside  # noqa: E402,F401 - registers the bedside pages on `bp`
 from app.web import labels as _labels  # noqa: E402,F401 - registers the label pages on `bp`
 from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`
 from app.web import shipments as _shipments  # noqa: E402,F401 - registers scan and shipment pages
 from app.web import temperature as _temperature  # noqa: E402,F401 - shipment temperature section
+from app.web import trials as _trials  # noqa: E402,F401 - registers the trial pages on `bp`

@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('blinded_name', sa.String(length=200), nullable=True),
     sa.Column('randomization_seed', sa.String(length=64), nullable=True),
     sa.Column('block_multipliers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('planned_subjects', sa.Integer(), nullable=True),
     sa.Column('created_by', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trials')),

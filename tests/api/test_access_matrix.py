@@ -10,7 +10,9 @@ from sqlalchemy.orm import sessionmaker
 
 from app import create_app
 from app.auth import AUTHENTICATED, PUBLIC, access_rule
+from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from lots.access import ALL_SITES_ROLES, Permission, Role, roles_allowed
+from tests.api.test_blinding import kit_label
 from tests.conftest import TEST_CONFIG
 
 KNOWN_RULES = {PUBLIC, AUTHENTICATED, *(permission.value for permission in Permission)}
@@ -26,6 +28,13 @@ PATH_VALUES = {
     ("lots", "number"): "XS228-2610-01",
     ("banks", "code"): "XS-WCB-01",
     ("donors", "code"): "UCD-2025-017",
+    # The first administration: the demo's first dose when loaded with first_dose=True.
+    ("administrations", "administration_id"): "1",
+    ("vials", "serial"): "XS228-2610-01-V0001",
+    ("trials", "protocol_id"): SEPSIS_TRIAL,
+    ("subjects", "protocol_id"): SEPSIS_TRIAL,
+    ("<protocol_id>", "code"): SEPSIS_SUBJECT,  # /subjects/<protocol_id>/<code>
+    ("BiologicallyDerivedProduct", "serial"): "XS228-2610-01-V0001",
 }
 # The demo data has one user per role, named after it.
 ROLES = [role.value for role in Role]
@@ -209,3 +218,112 @@ def test_a_hidden_event_reads_exactly_like_one_that_does_not_exist(client, auth_
         **missing.json,
         "detail": missing.json["detail"].replace(str(xsm_event + 10**6), str(xsm_event)),
     }
+
+
+# Trials: a subject belongs to its ward and the pharmacy that supplies it. Each request below
+# is made by a user whose role may make it, at the hospital of the other trial:
+# (stranger, the subject's own-site user, method, path, body).
+SEP_001 = f"/api/v1/subjects/{SEPSIS_TRIAL}/{SEPSIS_SUBJECT}"
+SCI_001 = f"/api/v1/subjects/{XS228_TRIAL}/{XS228_SUBJECT}"
+WHY = "Suspected anaphylaxis: the arm decides the treatment."
+SUBJECT_REQUESTS = [
+    ("clinician", "amu-clinician", "GET", SEP_001, None),
+    ("pharmacist", "amu-pharmacist", "GET", SEP_001, None),
+    ("clinician", "amu-clinician", "POST", f"{SEP_001}/randomization", None),
+    ("pharmacist", "amu-pharmacist", "POST", f"{SEP_001}/randomization", None),
+    ("pharmacist", "amu-pharmacist", "POST", f"{SEP_001}/allocations", {"visit": 2}),
+    ("clinician", "amu-clinician", "POST", f"{SEP_001}/unblinding", {"reason": WHY}),
+    ("amu-clinician", "clinician", "GET", SCI_001, None),
+    ("amu-pharmacist", "pharmacist", "GET", SCI_001, None),
+    ("amu-clinician", "clinician", "POST", f"{SCI_001}/randomization", None),
+    (
+        "amu-pharmacist",
+        "pharmacist",
+        "POST",
+        f"{SCI_001}/allocations",
+        {"visit": 2, "serial": "XS228-2610-01-V0002"},
+    ),
+    ("amu-clinician", "clinician", "POST", f"{SCI_001}/unblinding", {"reason": WHY}),
+]
+
+
+def _signed_body(body: dict[str, object] | None, username: str) -> dict[str, object] | None:
+    """The request body; an unblinding is signed with the requester's own password."""
+    if body is None or "reason" not in body:
+        return body
+    return {**body, "password": f"{username}-demo-2026"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    SUBJECT_REQUESTS,
+    ids=[f"{method} {path} as {who}" for who, _, method, path, _ in SUBJECT_REQUESTS],
+)
+def test_a_subject_of_another_hospital_is_not_found_rather_than_forbidden(
+    client, auth_headers, case
+):
+    stranger, _, method, path, body = case
+    response = client.open(
+        path, method=method, headers=auth_headers(stranger), json=_signed_body(body, stranger)
+    )
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "case",
+    SUBJECT_REQUESTS,
+    ids=[f"{method} {path} as {who}" for _, who, method, path, _ in SUBJECT_REQUESTS],
+)
+def test_the_same_request_from_the_subjects_own_hospital_finds_it(client, auth_headers, case):
+    _, owner, method, path, body = case
+    response = client.open(
+        path, method=method, headers=auth_headers(owner), json=_signed_body(body, owner)
+    )
+    assert response.status_code not in (403, 404), response.get_data(as_text=True)
+    assert response.status_code < 500
+
+
+def test_a_hidden_subject_reads_exactly_like_one_that_does_not_exist(client, auth_headers):
+    hidden = client.get(SEP_001, headers=auth_headers("clinician"))
+    missing = client.get(f"{SEP_001}9", headers=auth_headers("amu-clinician"))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json == {
+        **missing.json,
+        "detail": missing.json["detail"].replace(f"{SEPSIS_SUBJECT}9", SEPSIS_SUBJECT),
+    }
+
+
+@pytest.mark.parametrize("username", ["clinician", "pharmacist"])
+def test_another_hospitals_subjects_and_kits_are_left_out_of_the_lists(
+    client, auth_headers, username
+):
+    headers = auth_headers(username)
+    subjects = client.get(f"/api/v1/subjects?trial={SEPSIS_TRIAL}", headers=headers)
+    kits = client.get(f"/api/v1/trials/{SEPSIS_TRIAL}/kits", headers=headers)
+    assert (subjects.status_code, subjects.json) == (200, [])
+    assert (kits.status_code, kits.json) == (200, [])
+
+
+@pytest.mark.parametrize("username", ["amu-clinician", "amu-pharmacist", "auditor"])
+def test_the_trials_own_hospital_and_oversight_list_its_kits(client, auth_headers, username):
+    kits = client.get(f"/api/v1/trials/{SEPSIS_TRIAL}/kits", headers=auth_headers(username)).json
+    assert len(kits) == 12
+    assert [kit["subject"] for kit in kits if kit["subject"]] == [SEPSIS_SUBJECT]
+
+
+def test_another_hospitals_kit_label_scans_like_a_kit_that_does_not_exist(
+    client, session, app, auth_headers
+):
+    real = kit_label(session, app, "000006")
+    made_up = real.replace("/21/000006", "/21/999006")
+    hidden = client.post("/api/v1/scans", json={"code": real}, headers=auth_headers("clinician"))
+    missing = client.post(
+        "/api/v1/scans", json={"code": made_up}, headers=auth_headers("clinician")
+    )
+    seen = client.post("/api/v1/scans", json={"code": real}, headers=auth_headers("amu-clinician"))
+    assert seen.json["kind"] == "kit"
+    assert hidden.status_code == missing.status_code == 200
+    assert hidden.json["kind"] == missing.json["kind"] != "kit"
+    assert hidden.json["recognised"] is missing.json["recognised"] is False
+    assert hidden.json["item"] is None

@@ -289,7 +289,14 @@ def test_a_lot_created_twice_with_one_idempotency_key_is_made_once(client, auth_
 def test_the_lot_list_filters_by_status_and_product(client, auth_headers):
     released = client.get("/api/v1/lots?status=released", headers=auth_headers("qa")).json
     msc = client.get("/api/v1/lots?product=UCMSC-REG", headers=auth_headers("qa")).json
-    assert [lot["number"] for lot in released] == ["XS228-2610-01"]
+    quarantined = client.get("/api/v1/lots?status=quarantine", headers=auth_headers("qa")).json
+    # The sepsis trial's kits need its active and control lots released; XS228-2611-01 waits.
+    assert sorted(lot["number"] for lot in released) == [
+        "CTRL-2611-01",
+        "UCR-2611-01",
+        "XS228-2610-01",
+    ]
+    assert [lot["number"] for lot in quarantined] == ["XS228-2611-01"]
     assert [lot["number"] for lot in msc] == ["UCR-2611-01"]
 
 

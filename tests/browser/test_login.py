@@ -18,6 +18,7 @@ SYSU3 = "Third Affiliated Hospital of Sun Yat-sen University"
 
 # Each demo role: its site, and the tiles its permissions put on its home page.
 EVERYONE = ["Scan", "Lots", "Products"]
+BEDSIDE = ["Scan", "Bedside", "Lots", "Products"]  # whoever checks a dose at the bedside
 HOMES = {
     "admin": (
         XSM,
@@ -37,8 +38,8 @@ HOMES = {
         ["Scan", "Lots", "Products and specifications", "Ledger verification", "Audit trail"],
     ),
     "courier": ("CryoLink Couriers depot, Guangzhou", EVERYONE),
-    "pharmacist": (f"{SYSU3}, pharmacy", EVERYONE),
-    "clinician": (f"{SYSU3}, spine surgery ward", EVERYONE),
+    "pharmacist": (f"{SYSU3}, pharmacy", BEDSIDE),
+    "clinician": (f"{SYSU3}, spine surgery ward", BEDSIDE),
     "auditor": (XSM, ["Scan", "Lots", "Products", "Ledger verification", "Audit trail"]),
 }
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import demo
+from custody.trial_models import Administration, Subject
 from lots.accounts import LoginPolicy, authenticate, create_user, password_hasher, update_user
 from lots.errors import (
     AlreadyExistsError,
@@ -303,3 +304,19 @@ def test_the_demo_load_command_prints_the_logins(runner):
     result = runner.invoke(args=["demo", "load"])
     assert result.exit_code == 0, result.output
     assert "qa-demo-2026" in result.output
+
+
+def test_the_demo_load_command_gives_sci_001_its_first_dose(runner, session):
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    given = session.scalars(
+        select(Administration)
+        .join(Administration.subject)
+        .where(Subject.code.in_(["SCI-001", "SEP-001"]))  # committed tests dose others
+        .order_by(Administration.id)
+    ).all()
+    assert [
+        (a.subject.code, a.vial.serial, a.route, a.administered_by.username, a.witness.username)
+        for a in given
+    ][:1] == [("SCI-001", "XS228-2610-01-V0001", "intrathecal", "clinician", "pharmacist")]
+    assert sorted(a.subject.code for a in given) == ["SCI-001", "SEP-001"]

@@ -1,0 +1,189 @@
+"""Demo: XS228's first-patient dosing. The vial allocated to SCI-001's first visit is shipped
+to the Sun Yat-sen pharmacy, received, stored, dispensed to the spine ward and thawed; the
+bedside check is GO and the dose is given by the clinician, confirmed by the pharmacist.
+
+Everything goes through the same services as a user's request; nothing happens once the
+vial has left stock, so loading twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.demo_trials import (
+    SEPSIS_SUBJECT,
+    SEPSIS_TRIAL,
+    XS228_ALLOCATED_VIAL,
+    XS228_SUBJECT,
+    XS228_TRIAL,
+)
+from custody.bedside import check_at_bedside, record_administration
+from custody.handoffs import record_handoff
+from custody.receipt import dispense, receive, store, thaw
+from custody.shipments import create_shipment, pack_vials, seal, ship
+from custody.trial_models import Administration, Allocation, Kit, Subject, Trial
+from custody.trials import kit_expiry
+from custody.vials import vial_states
+from labels.keys import LabelKey
+from labels.payload import subject_uri, vial_uri
+from lots.accounts import get_user
+from lots.base import utcnow
+from lots.batch import Vial
+
+WARD = "SYSU3-SPINE"
+PHARMACY = "SYSU3-PH"
+# The demo scans its own freshly signed codes: a one-off key stands for the printed labels,
+# since the demo loader is given no label keys (they live in the app's configuration).
+_BASE = "https://demo.celltrail.invalid"
+
+
+class DemoDoseError(RuntimeError):
+    """The demo's bedside check was not GO: the seed data no longer fits together."""
+
+
+def load_first_dose(
+    session: Session, hasher: PasswordHasher, passwords: Mapping[str, str]
+) -> list[str]:
+    """Take SCI-001's allocated vial to the bedside and record its administration."""
+    vial = session.scalar(select(Vial).where(Vial.serial == XS228_ALLOCATED_VIAL))
+    if vial is None or session.scalar(
+        select(Administration.id).where(Administration.vial_id == vial.id)
+    ):
+        return []
+    if vial_states(session, [vial])[vial.serial] != "in_stock":
+        return []  # someone has taken it on its way already: leave it to them
+    _ship_and_receive(session, hasher, passwords, vial.serial)
+    pharmacist, clinician = get_user(session, "pharmacist"), get_user(session, "clinician")
+    store(session, pharmacist, [vial.serial], location="LN2 dewar 1, rack A")
+    dispense(session, pharmacist, [vial.serial], ward_code=WARD)
+    thaw(session, clinician, vial.serial)
+    key = LabelKey("seed", secrets.token_bytes(32))
+    lot = vial.lot
+    check = check_at_bedside(
+        session,
+        clinician,
+        vial_code=vial_uri(
+            base=_BASE,
+            gtin=lot.product.gtin,
+            lot=lot.number,
+            serial=vial.serial,
+            expiry=lot.expires_on,
+            key=key,
+        ),
+        wristband_code=subject_uri(base=_BASE, key=key, subject=XS228_SUBJECT, trial=XS228_TRIAL),
+        visit_number=1,
+        base=_BASE,
+        keys=[key],
+    )
+    if check.outcome != "GO":
+        reasons = "; ".join(c["sentence"] for c in check.checks if not c["passed"])
+        raise DemoDoseError(f"The demo's bedside check is NO-GO: {reasons}")
+    record_administration(
+        session,
+        hasher,
+        clinician,
+        check_reference=check.reference,
+        password=passwords["clinician"],
+        witness_username="pharmacist",
+        witness_password=passwords["pharmacist"],
+        route="intrathecal",
+        dose_cells=lot.cells_per_vial,
+        volume_ml=lot.volume_ml,
+        base=_BASE,
+        keys=[key],
+    )
+    return [f"first dose of {XS228_SUBJECT} ({vial.serial})"]
+
+
+def load_sepsis_dose(
+    session: Session, hasher: PasswordHasher, passwords: Mapping[str, str]
+) -> list[str]:
+    """SEP-001's infusion from the kit the system dispensed: the blinded clinician scans the
+    kit's label and the wristband, the unblinded pharmacist witnesses; neither is told the
+    arm, and nothing recorded names it."""
+    kit = session.scalar(
+        select(Kit)
+        .join(Allocation, Allocation.kit_id == Kit.id)
+        .join(Subject, Subject.id == Allocation.subject_id)
+        .join(Trial, Trial.id == Subject.trial_id)
+        .where(Trial.protocol_id == SEPSIS_TRIAL, Subject.code == SEPSIS_SUBJECT)
+    )
+    if kit is None or session.scalar(
+        select(Administration.id).where(Administration.vial_id == kit.vial_id)
+    ):
+        return []
+    if vial_states(session, [kit.vial])[kit.vial.serial] != "stored":
+        return []  # not where the demo left it: someone has handled it since
+    pharmacist, clinician = get_user(session, "amu-pharmacist"), get_user(session, "amu-clinician")
+    dispense(session, pharmacist, [kit.vial.serial], ward_code="AMU-SW-ICU")
+    thaw(session, clinician, kit.vial.serial)
+    key = LabelKey("seed", secrets.token_bytes(32))
+    expiry = kit_expiry(session, kit.trial, kit.packaging_lot)
+    check = check_at_bedside(
+        session,
+        clinician,
+        vial_code=vial_uri(
+            base=_BASE,
+            gtin=kit.trial.blinded_gtin or "",
+            lot=kit.packaging_lot,
+            serial=kit.number,
+            expiry=expiry or utcnow().date(),
+            key=key,
+        ),
+        wristband_code=subject_uri(base=_BASE, key=key, subject=SEPSIS_SUBJECT, trial=SEPSIS_TRIAL),
+        visit_number=1,
+        base=_BASE,
+        keys=[key],
+    )
+    if check.outcome != "GO":
+        reasons = "; ".join(c["sentence"] for c in check.checks if not c["passed"])
+        raise DemoDoseError(f"The demo's bedside check of the kit is NO-GO: {reasons}")
+    record_administration(
+        session,
+        hasher,
+        clinician,
+        check_reference=check.reference,
+        password=passwords["amu-clinician"],
+        witness_username="amu-pharmacist",
+        witness_password=passwords["amu-pharmacist"],
+        route="intravenous",
+        base=_BASE,
+        keys=[key],
+    )
+    return [f"infusion of {SEPSIS_SUBJECT} from kit {kit.number}"]
+
+
+def _ship_and_receive(
+    session: Session, hasher: PasswordHasher, passwords: Mapping[str, str], serial: str
+) -> None:
+    maker = get_user(session, "manufacturing")
+    shipment = create_shipment(
+        session, maker, to_site_code=PHARMACY, hold_time_hours=72, asset_id="DS-17"
+    )
+    pack_vials(session, maker, shipment.sscc, [serial])
+    seal(session, maker, shipment.sscc, f"SEAL-{shipment.sscc[-6:]}")
+    ship(session, maker, shipment.sscc, "courier")
+    now = utcnow()
+    record_handoff(
+        session,
+        hasher,
+        get_user(session, "courier2"),
+        shipment.sscc,
+        giver_username="courier",
+        occurred_at=now,
+        now=now,
+    )
+    receive(
+        session,
+        hasher,
+        get_user(session, "pharmacist"),
+        shipment.sscc,
+        seal_number=shipment.seal_number or "",
+        giver_username="courier2",
+        password=passwords["pharmacist"],
+    )

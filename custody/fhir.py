@@ -1,0 +1,557 @@
+"""FHIR R5 views of the record: BiologicallyDerivedProduct (a vial), BiologicallyDerivedProduct-
+Dispense (an administration) and Provenance (a ledger event with its signatures).
+
+Blinding: for a reader without the `unblinded` flag a blinded trial's kit vial is the
+trial's blinded product under its kit number: no serial, lot, bank, donor, cell count,
+expiry or category of the real product, and no arm anywhere (DESIGN.md §5, hazard 12).
+Unblindings and trial-chain events are not shown to such a reader at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.chain import canonical_bytes, format_time
+from custody.models import CustodyEvent
+from custody.shipment_models import Shipment
+from custody.trial_models import Administration, Kit, Subject, Trial, TrialSite, Unblinding
+from custody.vials import vial_status
+from lots.banks import lineage
+from lots.batch import Lot, LotStatus, Vial
+from lots.errors import NotFoundError
+from lots.models import Site, User
+
+GTIN_SYSTEM = "https://www.gs1.org/gtin"
+GLN_SYSTEM = "https://www.gs1.org/gln"
+SSCC_SYSTEM = "https://www.gs1.org/sscc"
+URI_SYSTEM = "urn:ietf:rfc:3986"
+CATEGORY_SYSTEM = "http://hl7.org/fhir/product-category"
+STATUS_SYSTEM = "http://hl7.org/fhir/biologicallyderived-product-status"
+AGENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+ENTITY_ROLE_REVISION = "revision"
+ASTM_E1762 = "urn:iso-astm:E1762-95:2013"
+UCUM = "http://unitsofmeasure.org"
+
+# ASTM E1762-95 signature types (the FHIR signature-type value set).
+AUTHOR = ("1.2.840.10065.1.12.1.1", "Author's Signature")
+VALIDATION = ("1.2.840.10065.1.12.1.6", "Validation Signature")
+EVENT_WITNESS = ("1.2.840.10065.1.12.1.9", "Event Witness Signature")
+# QA's decisions validate a record; everything else is signed by the one who did it, except
+# a second person's confirmation, which witnesses the event.
+VALIDATING_EVENTS = frozenset(
+    {"RELEASED", "EXCEPTIONALLY_RELEASED", "REJECTED", "RECALLED", "EXCURSION_DISPOSITIONED"}
+)
+AGENT_TYPES = {AUTHOR: "performer", VALIDATION: "verifier", EVENT_WITNESS: "attester"}
+CUSTODY_EVENTS = frozenset({"HANDED_OFF", "RECEIVED"})
+# Vial states in which the product can still be used (the lot permitting).
+USABLE_STATES = frozenset(
+    {"in_stock", "packed", "in_transit", "received", "stored", "dispensed", "thawed"}
+)
+USABLE_LOT_STATUSES = frozenset({LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_RELEASED})
+# The dispense value set has no "administered": `issued` is the product handed over for use.
+DISPENSE_STATUS = "issued"
+KIT_ID = re.compile(r"^kit-(?P<trial>.+)--(?P<number>[^-].*)$")
+SIGNATURE_KEYS = frozenset({"user", "name", "meaning", "signed_at"})
+
+
+def product_status(state: str, lot_status: str, expires_on: dt.date, today: dt.date) -> str:
+    """`available` while the vial can still be used, else `unavailable` (R5 value set
+    biologicallyderived-product-status)."""
+    usable = state in USABLE_STATES and lot_status in USABLE_LOT_STATUSES
+    return "available" if usable and expires_on >= today else "unavailable"
+
+
+def kit_resource_id(kit: Kit) -> str:
+    """A kit vial's FHIR id: its trial and kit number, never the vial's serial."""
+    return _fhir_id(f"kit-{kit.trial.protocol_id}--{kit.number}")
+
+
+def find_product(session: Session, identifier: str) -> tuple[Vial, Kit | None]:
+    """The vial behind a BiologicallyDerivedProduct id: a serial, or a kit's id."""
+    vial = session.scalar(select(Vial).where(Vial.serial == identifier))
+    if vial is not None:
+        return vial, session.scalar(select(Kit).where(Kit.vial_id == vial.id))
+    match = KIT_ID.match(identifier)
+    if match is not None:
+        kit = session.scalar(
+            select(Kit)
+            .join(Trial, Trial.id == Kit.trial_id)
+            .where(Trial.protocol_id == match["trial"], Kit.number == match["number"])
+        )
+        if kit is not None:
+            return kit.vial, kit
+    raise NotFoundError("biologically derived product", identifier)
+
+
+def product_site_ids(session: Session, vial: Vial) -> set[int | None]:
+    """Sites that have held the vial: its maker and QC lab, every site on its chain, the
+    ward it was dispensed to, and where it was given with the pharmacy serving that ward."""
+    rows = session.execute(
+        select(CustodyEvent.site_id, CustodyEvent.event_type, CustodyEvent.body).where(
+            CustodyEvent.chain == vial.chain
+        )
+    )
+    sites: set[int | None] = {vial.lot.site_id, vial.lot.qc_site_id}
+    wards = set()
+    for site_id, event_type, body in rows:
+        sites.add(site_id)
+        if event_type == "DISPENSED":
+            wards.add(orjson.loads(body)["payload"].get("ward"))
+    if wards:
+        sites |= set(session.scalars(select(Site.id).where(Site.code.in_(wards))))
+    given = session.scalar(select(Administration).where(Administration.vial_id == vial.id))
+    if given is not None:
+        sites |= dispense_site_ids(session, given)
+    return sites
+
+
+def is_hidden(kit: Kit | None, *, blinded: bool) -> bool:
+    """Whether the vial must appear as its blinded kit to this reader."""
+    return blinded and kit is not None and kit.trial.blinded
+
+
+def biologically_derived_product(
+    session: Session, vial: Vial, kit: Kit | None, *, base: str, blinded: bool, today: dt.date
+) -> dict[str, Any]:
+    """A vial as an R5 BiologicallyDerivedProduct."""
+    lot, version = vial.lot, vial.lot.product_version
+    state, _ = vial_status(session, [vial])[vial.serial]
+    status = product_status(state, lot.status, lot.expires_on, today)
+    temperature = {
+        "high": {
+            "value": float(version.storage_limit_c),
+            "unit": "°C",
+            "system": UCUM,
+            "code": "Cel",
+        }
+    }
+    if kit is not None and is_hidden(kit, blinded=blinded):
+        trial = kit.trial
+        return {
+            "resourceType": "BiologicallyDerivedProduct",
+            "id": kit_resource_id(kit),
+            "productCode": _product_code(trial.blinded_gtin, trial.blinded_name),
+            "identifier": [_kit_identifier(base, kit)],
+            "biologicalSourceEvent": {
+                "system": f"{base}/trials/{trial.protocol_id}/packaging-lots",
+                "value": kit.packaging_lot,
+            },
+            "productStatus": {"system": STATUS_SYSTEM, "code": status},
+            "storageTempRequirements": temperature,
+        }
+    resource: dict[str, Any] = {
+        "resourceType": "BiologicallyDerivedProduct",
+        "id": kit_resource_id(kit) if kit is not None else _fhir_id(vial.serial),
+        "productCategory": {
+            "system": CATEGORY_SYSTEM,
+            "code": "cells" if version.cells_per_dose else "fluid",
+        },
+        "productCode": _product_code(lot.product.gtin, version.name),
+        "parent": [_bank_reference(base, lot)],
+        "identifier": [
+            {"use": "official", "system": f"{base}/vials", "value": vial.serial},
+            {"system": URI_SYSTEM, "value": _digital_link(base, lot, vial)},
+            *([_kit_identifier(base, kit)] if kit is not None else []),
+        ],
+        "biologicalSourceEvent": {"system": f"{base}/lots", "value": lot.number},
+        "processingFacility": [_site_reference(lot.site)],
+        "division": f"{vial.position:04d}",
+        "productStatus": {"system": STATUS_SYSTEM, "code": status},
+        "expirationDate": f"{lot.expires_on.isoformat()}T23:59:59Z",
+        "storageTempRequirements": temperature,
+        "property": _properties(vial, state),
+    }
+    donor = next((bank.donor for bank in lineage(lot.bank) if bank.donor is not None), None)
+    if donor is not None:
+        resource["collection"] = {
+            "source": {
+                "type": "Patient",
+                "identifier": {"system": f"{base}/donors", "value": donor.code},
+                "display": f"Donor {donor.code} (pseudonymous)",
+            }
+        }
+    return resource
+
+
+def find_administration(session: Session, administration_id: int) -> Administration:
+    """An administration by id."""
+    administration = session.get(Administration, administration_id)
+    if administration is None:
+        raise NotFoundError("administration", administration_id)
+    return administration
+
+
+def dispense_site_ids(session: Session, administration: Administration) -> set[int | None]:
+    """The ward where it was given, the subject's site and the pharmacy serving it."""
+    subject = administration.subject
+    return {administration.site_id} | _subject_sites(
+        session, subject.trial.protocol_id, subject.code
+    )
+
+
+def product_dispense(
+    session: Session, administration: Administration, *, base: str, blinded: bool
+) -> dict[str, Any]:
+    """An administration as an R5 BiologicallyDerivedProductDispense."""
+    vial = administration.vial
+    kit = session.scalar(select(Kit).where(Kit.vial_id == vial.id))
+    hidden = is_hidden(kit, blinded=blinded)
+    usage = [f"Route: {administration.route}"]
+    resource: dict[str, Any] = {
+        "resourceType": "BiologicallyDerivedProductDispense",
+        "id": str(administration.id),
+        "identifier": [
+            {"system": f"{base}/administrations", "value": str(administration.id)},
+            {"system": f"{base}/ledger/events", "value": administration.event_hash},
+        ],
+        "status": DISPENSE_STATUS,
+        "product": _product_reference(vial, kit, hidden=hidden),
+        "patient": _patient_reference(base, administration.subject),
+        "performer": [
+            _performer(base, administration.administered_by, "Administered by"),
+            _performer(base, administration.witness, "Witnessed by (second person)"),
+        ],
+        "whenHandedOver": format_time(administration.administered_at),
+        "destination": _site_reference(administration.site, "Location"),
+    }
+    if not hidden:
+        # Dose and volume can tell an active kit from a control: only unblinded readers.
+        if administration.dose_cells is not None:
+            usage.append(f"dose {administration.dose_cells:,} cells")
+        if administration.volume_ml is not None:
+            usage.append(f"volume {administration.volume_ml} mL")
+            resource["quantity"] = {
+                "value": float(administration.volume_ml),
+                "unit": "mL",
+                "system": UCUM,
+                "code": "mL",
+            }
+    resource["usageInstruction"] = "; ".join(usage)
+    return resource
+
+
+def find_event(session: Session, event_hash: str) -> CustodyEvent:
+    """A ledger event by hash."""
+    event = session.scalar(select(CustodyEvent).where(CustodyEvent.hash == event_hash))
+    if event is None:
+        raise NotFoundError("ledger event", event_hash)
+    return event
+
+
+def event_is_hidden(session: Session, event: CustodyEvent, *, blinded: bool) -> bool:
+    """Unblindings and trial-chain events (randomization) are for unblinded readers only."""
+    if not blinded:
+        return False
+    if event.chain.startswith("trial:") or event.event_type.startswith("UNBLIND"):
+        return True
+    return (
+        session.scalar(select(Unblinding.id).where(Unblinding.event_hash == event.hash)) is not None
+    )
+
+
+def event_site_ids(session: Session, event: CustodyEvent) -> set[int | None]:
+    """The event's own site, and the sites of what it is about (its vial, lot or shipment)."""
+    sites: set[int | None] = {event.site_id}
+    kind, _, key = event.chain.partition(":")
+    if kind == "vial":
+        vial = session.scalar(select(Vial).where(Vial.serial == key))
+        if vial is not None:
+            sites |= product_site_ids(session, vial)
+    elif kind == "lot":
+        lot = session.scalar(select(Lot).where(Lot.number == key))
+        if lot is not None:
+            sites |= {lot.site_id, lot.qc_site_id}
+    elif kind == "shipment":
+        shipment = session.scalar(select(Shipment).where(Shipment.sscc == key))
+        if shipment is not None:
+            sites |= {shipment.from_site_id, shipment.to_site_id}
+    elif kind == "subject":
+        protocol, _, code = key.partition(":")
+        sites |= _subject_sites(session, protocol, code)
+    return sites
+
+
+def _subject_sites(session: Session, protocol: str, code: str) -> set[int | None]:
+    """A subject's ward and the pharmacy serving it."""
+    subject = session.scalar(
+        select(Subject)
+        .join(Trial, Trial.id == Subject.trial_id)
+        .where(Trial.protocol_id == protocol, Subject.code == code)
+    )
+    if subject is None:
+        return set()
+    pharmacies = session.scalars(
+        select(TrialSite.pharmacy_site_id).where(
+            TrialSite.trial_id == subject.trial_id, TrialSite.site_id == subject.site_id
+        )
+    )
+    return {subject.site_id, *pharmacies}
+
+
+def provenance(
+    session: Session, event: CustodyEvent, *, base: str, blinded: bool
+) -> dict[str, Any]:
+    """A ledger event as an R5 Provenance: who did and signed what, when, and after what."""
+    body = orjson.loads(event.body)
+    payload: Mapping[str, Any] = body["payload"]
+    target, patient = _targets(session, event, base=base, blinded=blinded)
+    signatures = [
+        (manifestation, _signature_type(event.event_type, key, index))
+        for index, (key, manifestation) in enumerate(_manifestations(payload))
+    ]
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": event.hash,
+        "target": target,
+        "occurredDateTime": body["occurred_at"],
+        "recorded": body["recorded_at"],
+        "activity": {"text": event.event_type},
+        "agent": _agents(base, event, body, signatures),
+    }
+    if patient is not None:
+        resource["patient"] = patient
+    if event.site_id is not None:
+        site = session.get_one(Site, event.site_id)
+        resource["location"] = _site_reference(site, "Location")
+    if signatures:
+        resource["signature"] = [
+            _signature(base, event, manifestation, kind) for manifestation, kind in signatures
+        ]
+    if event.prev_hash is not None:
+        resource["entity"] = [
+            {
+                "role": ENTITY_ROLE_REVISION,
+                "what": {
+                    "reference": f"Provenance/{event.prev_hash}",
+                    "display": "The previous event of the same chain",
+                },
+            }
+        ]
+    return resource
+
+
+def provenance_bundle(
+    session: Session, events: Sequence[CustodyEvent], *, base: str, blinded: bool
+) -> dict[str, Any]:
+    """A searchset Bundle of Provenance resources."""
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(events),
+        "entry": [
+            {
+                "fullUrl": f"{base}/api/v1/fhir/Provenance/{event.hash}",
+                "resource": provenance(session, event, base=base, blinded=blinded),
+                "search": {"mode": "match"},
+            }
+            for event in events
+        ],
+    }
+
+
+def chain_provenance_events(session: Session, vial: Vial) -> list[CustodyEvent]:
+    """The events of a vial's chain, in order."""
+    return list(
+        session.scalars(
+            select(CustodyEvent).where(CustodyEvent.chain == vial.chain).order_by(CustodyEvent.seq)
+        )
+    )
+
+
+def _targets(
+    session: Session, event: CustodyEvent, *, base: str, blinded: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    kind, _, key = event.chain.partition(":")
+    targets: list[dict[str, Any]] = []
+    patient = None
+    if kind == "vial":
+        vial = session.scalar(select(Vial).where(Vial.serial == key))
+        if vial is not None:
+            kit = session.scalar(select(Kit).where(Kit.vial_id == vial.id))
+            targets.append(_product_reference(vial, kit, hidden=is_hidden(kit, blinded=blinded)))
+    elif kind == "lot":
+        targets.append(
+            {"identifier": {"system": f"{base}/lots", "value": key}, "display": f"Lot {key}"}
+        )
+    elif kind == "shipment":
+        targets.append(
+            {"identifier": {"system": SSCC_SYSTEM, "value": key}, "display": f"Shipper {key}"}
+        )
+    administration = session.scalar(
+        select(Administration).where(Administration.event_hash == event.hash)
+    )
+    if administration is not None:
+        targets.append({"reference": f"BiologicallyDerivedProductDispense/{administration.id}"})
+        patient = _patient_reference(base, administration.subject)
+    if not targets:
+        targets.append({"display": event.chain})
+    return targets, patient
+
+
+def _manifestations(payload: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """Every signature manifestation in a payload, at its top level or in a list."""
+    for key, value in payload.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, Mapping) and item.keys() >= SIGNATURE_KEYS:
+                yield key, item
+
+
+def _signature_type(event_type: str, key: str, index: int) -> tuple[str, str]:
+    if event_type in VALIDATING_EVENTS:
+        return VALIDATION
+    if index > 0 or "witness" in key:
+        return EVENT_WITNESS
+    return AUTHOR
+
+
+def _agents(
+    base: str,
+    event: CustodyEvent,
+    body: Mapping[str, Any],
+    signatures: Sequence[tuple[Mapping[str, Any], tuple[str, str]]],
+) -> list[dict[str, Any]]:
+    agents = []
+    signers = set()
+    for manifestation, kind in signatures:
+        code = "custodian" if event.event_type in CUSTODY_EVENTS else AGENT_TYPES[kind]
+        agents.append(_agent(base, code, manifestation["user"], manifestation["name"]))
+        signers.add(manifestation["user"])
+    actor = body.get("actor")
+    if actor is not None and actor["user"] not in signers:
+        agents.append(_agent(base, "enterer", actor["user"], actor["name"]))
+    if not agents:
+        agents.append({"type": _agent_type("assembler"), "who": {"display": "celltrail"}})
+    return agents
+
+
+def _agent(base: str, code: str, username: str, name: str) -> dict[str, Any]:
+    return {"type": _agent_type(code), "who": _person(base, username, name)}
+
+
+def _agent_type(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": AGENT_TYPE_SYSTEM, "code": code}]}
+
+
+def _signature(
+    base: str, event: CustodyEvent, manifestation: Mapping[str, Any], kind: tuple[str, str]
+) -> dict[str, Any]:
+    # The data is the manifestation exactly as it was hashed into the event (RFC 8785).
+    data = base64.b64encode(canonical_bytes(dict(manifestation))).decode()
+    return {
+        "type": [{"system": ASTM_E1762, "code": kind[0], "display": kind[1]}],
+        "when": manifestation["signed_at"],
+        "who": _person(base, manifestation["user"], manifestation["name"]),
+        "targetFormat": "application/json",
+        "sigFormat": "application/json",
+        "data": data,
+    }
+
+
+def _person(base: str, username: str, name: str) -> dict[str, Any]:
+    return {
+        "type": "Practitioner",
+        "identifier": {"system": f"{base}/users", "value": username},
+        "display": name,
+    }
+
+
+def _performer(base: str, user: User, function: str) -> dict[str, Any]:
+    return {"function": {"text": function}, "actor": _person(base, user.username, user.full_name)}
+
+
+def _patient_reference(base: str, subject: Subject) -> dict[str, Any]:
+    protocol = subject.trial.protocol_id
+    return {
+        "type": "Patient",
+        "identifier": {"system": f"{base}/trials/{protocol}/subjects", "value": subject.code},
+        "display": f"Subject {subject.code} ({protocol})",
+    }
+
+
+def _product_reference(vial: Vial, kit: Kit | None, *, hidden: bool) -> dict[str, Any]:
+    if kit is not None:
+        display = f"Kit {kit.number} ({kit.trial.protocol_id})"
+        if not hidden:
+            display += f", vial {vial.serial}"
+        return {
+            "reference": f"BiologicallyDerivedProduct/{kit_resource_id(kit)}",
+            "display": display,
+        }
+    return {
+        "reference": f"BiologicallyDerivedProduct/{_fhir_id(vial.serial)}",
+        "display": f"Vial {vial.serial}",
+    }
+
+
+def _product_code(gtin: str | None, name: str | None) -> dict[str, Any]:
+    concept: dict[str, Any] = {"text": name or "Blinded investigational product"}
+    if gtin:
+        concept["coding"] = [{"system": GTIN_SYSTEM, "code": gtin.rjust(14, "0"), "display": name}]
+    return concept
+
+
+def _kit_identifier(base: str, kit: Kit) -> dict[str, Any]:
+    return {"system": f"{base}/trials/{kit.trial.protocol_id}/kits", "value": kit.number}
+
+
+def _bank_reference(base: str, lot: Lot) -> dict[str, Any]:
+    bank = lot.bank
+    return {
+        "type": "BiologicallyDerivedProduct",
+        "identifier": {"system": f"{base}/banks", "value": bank.code},
+        "display": f"Cell bank {bank.code} ({bank.kind.replace('_', ' ')})",
+    }
+
+
+def _site_reference(site: Site, kind: str = "Organization") -> dict[str, Any]:
+    reference: dict[str, Any] = {"type": kind, "display": site.name}
+    if site.gln:
+        reference["identifier"] = {"system": GLN_SYSTEM, "value": site.gln}
+    return reference
+
+
+def _digital_link(base: str, lot: Lot, vial: Vial) -> str:
+    # The link without the label's authentication code: an export is not a label.
+    gtin = lot.product.gtin.rjust(14, "0")
+    path = f"/01/{gtin}/10/{quote(lot.number, safe='')}/21/{quote(vial.serial, safe='')}"
+    return f"{base}{path}?17={lot.expires_on:%y%m%d}"
+
+
+def _properties(vial: Vial, state: str) -> list[dict[str, Any]]:
+    lot = vial.lot
+    return [
+        {"type": {"text": "Custody state"}, "valueString": state},
+        {"type": {"text": "Lot status"}, "valueString": lot.status},
+        {
+            "type": {"text": "Cells per vial"},
+            "valueQuantity": {"value": lot.cells_per_vial, "unit": "cells"},
+        },
+        {
+            "type": {"text": "Volume"},
+            "valueQuantity": {
+                "value": float(lot.volume_ml),
+                "unit": "mL",
+                "system": UCUM,
+                "code": "mL",
+            },
+        },
+        {
+            "type": {"text": "Storage condition"},
+            "valueString": lot.product_version.storage_condition,
+        },
+    ]
+
+
+def _fhir_id(value: str) -> str:
+    """A FHIR id: [A-Za-z0-9-.]{1,64}."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", value)[:64]

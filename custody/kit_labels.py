@@ -1,0 +1,85 @@
+"""Blinded kit labels: the trial's blinded GTIN, the packaging lot and the kit number, the
+earliest expiry of either arm's lots; nothing on them tells the arm. Each print is recorded
+on the trial's chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session
+
+from custody.ledger import EventDraft, append_event
+from custody.trial_models import Kit, Trial
+from custody.trials import TrialStateError, get_trial, kit_expiry, trial_kits
+from labels.keys import LabelKey
+from labels.payload import vial_uri
+from labels.render import Format, VialLabel, media_type, render
+from lots.access import Permission, require
+from lots.base import utcnow
+from lots.models import User
+
+KIT_STATEMENT = "For clinical trial use only"
+
+
+def kit_label(
+    trial: Trial, kit: Kit, expiry_by_lot: Mapping[str, dt.date], *, base: str, key: LabelKey
+) -> VialLabel:
+    """One kit's label: only what both arms share."""
+    expiry = expiry_by_lot[kit.packaging_lot]
+    storage = kit.vial.lot.product_version.storage_condition  # the same for every arm
+    payload = vial_uri(
+        base=base,
+        gtin=trial.blinded_gtin or "",
+        lot=kit.packaging_lot,
+        serial=kit.number,
+        expiry=expiry,
+        key=key,
+    )
+    return VialLabel(
+        product_name=trial.blinded_name or trial.protocol_id,
+        lot=kit.packaging_lot,
+        serial=kit.number,
+        expiry=expiry,
+        storage_condition=storage,
+        cells_per_vial=None,
+        payload=payload,
+        statement=KIT_STATEMENT,
+    )
+
+
+def print_kit_labels(
+    session: Session,
+    user: User,
+    protocol_id: str,
+    *,
+    fmt: Format | str,
+    base: str,
+    key: LabelKey,
+    numbers: Sequence[str] = (),
+) -> tuple[bytes, str]:
+    """Render the trial's kit labels (all, or the kits named) and record the print."""
+    require(user, Permission.LABELS_PRINT)
+    trial = get_trial(session, protocol_id)
+    kits = [kit for kit in trial_kits(session, trial) if not numbers or kit.number in numbers]
+    if not trial.blinded or not kits:
+        raise TrialStateError(f"Trial {protocol_id} has no kits to label.")
+    if Format(fmt) in (Format.PNG, Format.SVG):
+        kits = kits[:1]
+    expiries = {
+        lot: kit_expiry(session, trial, lot) or dt.date.min
+        for lot in {kit.packaging_lot for kit in kits}
+    }
+    content = render([kit_label(trial, kit, expiries, base=base, key=key) for kit in kits], fmt)
+    append_event(
+        session,
+        EventDraft(
+            trial.chain,
+            "KIT_LABELS_PRINTED",
+            utcnow(),
+            {"trial": protocol_id, "format": str(fmt), "kits": [kit.number for kit in kits]},
+            user,
+            user.site,
+        ),
+    )
+    return content, media_type(fmt)

@@ -1,0 +1,287 @@
+"""Blinding proof (hazard 12): no blinded user reads which subject or kit is in which arm.
+
+Every trial, subject, kit, scan, label and ledger read a blinded role can reach for the
+blinded demo trial is fetched, and no response may hold an arm's code or name, a product
+of an arm (code, name, GTIN), or the lot number or serial of a kit's vial. The tokens are
+read from the database, so a renamed arm or a new kit is still covered.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
+from custody.trial_models import Allocation
+from custody.trials import get_trial, kit_expiry, trial_kits
+from labels.keys import parse_label_keys
+from labels.payload import vial_uri
+from lots.accounts import get_user
+from tests.api.test_lot_pages import sign_in
+from tests.conftest import TEST_LABEL_KEYS
+
+# Blinded roles that may read something of a trial (no unblinded flag).
+BLINDED = [
+    "clinician",
+    "pharmacist",
+    "qa",
+    "auditor",
+    "courier",
+    "manufacturing",
+    "amu-clinician",
+    "admin",
+    "qc",
+]
+
+
+def forbidden_tokens(session) -> list[str]:
+    trial = get_trial(session, SEPSIS_TRIAL)
+    tokens = set()
+    for arm in trial.arms:
+        tokens |= {arm.code, arm.name}
+        for link in arm.products:
+            tokens |= {link.product.code, link.product.gtin, link.product.current.name}
+    for kit in trial_kits(session, trial):
+        tokens |= {kit.vial.serial, kit.vial.lot.number}
+    return sorted(tokens)
+
+
+def kit_label(session, app, number="000001"):
+    trial = get_trial(session, SEPSIS_TRIAL)
+    kit = next(kit for kit in trial_kits(session, trial) if kit.number == number)
+    return vial_uri(
+        base="https://trail.example.org",
+        gtin=trial.blinded_gtin,
+        lot=kit.packaging_lot,
+        serial=kit.number,
+        expiry=kit_expiry(session, trial, kit.packaging_lot),
+        key=parse_label_keys(TEST_LABEL_KEYS)[0],
+    )
+
+
+def reads(session, app):
+    label = kit_label(session, app)
+    kits = [kit.number for kit in trial_kits(session, get_trial(session, SEPSIS_TRIAL))]
+    return [
+        ("GET", "/api/v1/trials", None),
+        ("GET", f"/api/v1/trials/{SEPSIS_TRIAL}", None),
+        ("GET", f"/api/v1/trials/{SEPSIS_TRIAL}/kits", None),
+        ("GET", "/api/v1/subjects", None),
+        ("GET", f"/api/v1/subjects?trial={SEPSIS_TRIAL}", None),
+        ("GET", f"/api/v1/subjects/{SEPSIS_TRIAL}/{SEPSIS_SUBJECT}", None),
+        ("POST", "/api/v1/scans", {"code": label}),
+        ("POST", "/api/v1/scans", {"code": kits[1]}),
+        ("POST", "/api/v1/scans", {"code": SEPSIS_SUBJECT}),
+        ("GET", f"/api/v1/ledger/chains/subject:{SEPSIS_TRIAL}:{SEPSIS_SUBJECT}", None),
+        ("GET", f"/api/v1/ledger/chains/trial:{SEPSIS_TRIAL}", None),
+        ("GET", f"/api/v1/trials/{SEPSIS_TRIAL}/kits/labels?format=svg", None),
+        ("GET", f"/api/v1/trials/{SEPSIS_TRIAL}/kits/labels?format=zpl", None),
+        ("GET", "/trials", None),
+        ("GET", f"/trials/{SEPSIS_TRIAL}", None),
+    ]
+
+
+@pytest.mark.parametrize("username", BLINDED)
+def test_no_read_a_blinded_user_can_make_tells_an_arm(client, session, app, auth_headers, username):
+    tokens = forbidden_tokens(session)
+    assert "ARM-ACT" in tokens
+    assert "CTRL-2611-01" in tokens
+    headers = auth_headers(username)
+    sign_in(client, username)
+    answered = []
+    for method, path, body in reads(session, app):
+        response = client.open(
+            path, method=method, json=body, headers=headers if path.startswith("/api") else {}
+        )
+        if response.status_code >= 400:
+            continue
+        answered.append(path)
+        text = (
+            response.get_data(as_text=True)
+            if "zpl" in path or "svg" in path or response.is_json or "html" in response.mimetype
+            else ""
+        )
+        leaked = [token for token in tokens if token in text]
+        assert leaked == [], f"{method} {path} as {username} shows {leaked}"
+    if username != "courier":
+        assert f"/trials/{SEPSIS_TRIAL}" in answered  # the page itself was read, not a redirect
+
+
+def test_the_unblinded_pharmacist_does_see_the_arms(client, session, app, auth_headers):
+    headers = auth_headers("amu-pharmacist")
+    kits = client.get(f"/api/v1/trials/{SEPSIS_TRIAL}/kits", headers=headers).json
+    subject = client.get(f"/api/v1/subjects/{SEPSIS_TRIAL}/{SEPSIS_SUBJECT}", headers=headers).json
+    assert {kit["arm"] for kit in kits} == {"ARM-ACT", "ARM-SHAM"}
+    assert subject["arm"] in {"ARM-ACT", "ARM-SHAM"}
+    assert subject["allocations"][0]["serial"] is not None
+
+
+def test_kit_listings_have_the_same_fields_for_both_arms_in_kit_number_order(
+    client, session, auth_headers
+):
+    kits = client.get(
+        f"/api/v1/trials/{SEPSIS_TRIAL}/kits", headers=auth_headers("amu-clinician")
+    ).json
+    assert [kit["number"] for kit in kits] == sorted(kit["number"] for kit in kits)
+    assert {tuple(sorted(kit)) for kit in kits} == {tuple(sorted(kits[0]))}
+    assert {kit["arm"] for kit in kits} == {None}
+
+
+def test_a_blinded_trial_shows_its_public_design_but_no_arm(client, auth_headers):
+    trial = client.get(f"/api/v1/trials/{SEPSIS_TRIAL}", headers=auth_headers("amu-clinician")).json
+    assert trial["arms"] is None
+    assert trial["design"]["ratio"] == "3:1"
+    assert trial["design"]["route"] == "intravenous"
+
+
+def test_a_refused_allocation_does_not_name_the_arm(client, auth_headers):
+    response = client.post(
+        f"/api/v1/subjects/{SEPSIS_TRIAL}/{SEPSIS_SUBJECT}/allocations",
+        json={"visit": 1},
+        headers=auth_headers("amu-pharmacist"),
+    )
+    assert response.status_code == 409
+    assert "ARM" not in response.get_data(as_text=True)
+
+
+# The ledger export (EPCIS) is oversight's: QA and the auditor read it without the unblinded
+# flag. Policy: it holds vial events (a lot or product is no secret on its own), but no event
+# names a kit or its subject beside the kit's vial or lot, and none carries an arm.
+EXPORTERS = ["auditor", "qa"]
+SUBJECT_STEPS = frozenset({"RANDOMIZED", "ALLOCATED"})
+SECOND_SUBJECT = "SEP-077"
+TOKEN = re.compile(r"[A-Za-z0-9-]+")
+
+
+def _tokens(event: dict[str, Any]) -> set[str]:
+    """The identifiers an EPCIS event mentions: its JSON cut at anything but letters, digits
+    and '-', so a kit number is found inside an EPC but not inside a hash or a time."""
+    return set(TOKEN.findall(orjson.dumps(event).decode()))
+
+
+def _links(event: dict[str, Any], kit_side: set[str], vial_side: set[str]) -> bool:
+    """Whether the event mentions both a kit (or its subject) and the kit's vial (or lot)."""
+    tokens = _tokens(event)
+    return bool(tokens & kit_side) and bool(tokens & vial_side)
+
+
+def _kind(event: dict[str, Any]) -> str:
+    """A ledger event's type, read from the ledger API or from an EPCIS event."""
+    return str(event.get("celltrail:eventType") or event["type"])
+
+
+def _more_kit_traffic(client, auth_headers, session) -> None:
+    """A second subject randomized and given a kit, and SEP-001's kit vial dispensed to the
+    ward: every kind of event a kit and its vial get is in the ledger."""
+    clinician, pharmacist = auth_headers("amu-clinician"), auth_headers("amu-pharmacist")
+    enrolled = client.post(
+        "/api/v1/subjects",
+        json={"trial": SEPSIS_TRIAL, "code": SECOND_SUBJECT, "site": "AMU-SW-ICU"},
+        headers=clinician,
+    )
+    assert enrolled.status_code == 201, enrolled.json
+    subject = f"/api/v1/subjects/{SEPSIS_TRIAL}/{SECOND_SUBJECT}"
+    assert client.post(f"{subject}/randomization", headers=clinician).status_code == 201
+    allocated = client.post(f"{subject}/allocations", json={"visit": 1}, headers=pharmacist)
+    assert allocated.status_code == 201, allocated.json
+    serial = _allocated_kits(session)[SEPSIS_SUBJECT].vial.serial
+    dispensed = client.post(
+        "/api/v1/vials/dispense",
+        json={"serials": [serial], "ward": "AMU-SW-ICU"},
+        headers=pharmacist,
+    )
+    assert dispensed.status_code == 200, dispensed.json
+
+
+def _allocated_kits(session) -> dict[str, Any]:
+    """The kit each subject of the blinded trial was given, by subject code."""
+    session.expire_all()
+    kits = trial_kits(session, get_trial(session, SEPSIS_TRIAL))
+    rows = session.scalars(select(Allocation).where(Allocation.kit_id.in_([k.id for k in kits])))
+    return {allocation.subject.code: allocation.kit for allocation in rows}
+
+
+@pytest.mark.parametrize("username", EXPORTERS)
+def test_the_ledger_export_never_links_a_kit_or_subject_to_the_kits_vial(
+    client, session, auth_headers, username
+):
+    assert get_user(session, username).unblinded is False
+    _more_kit_traffic(client, auth_headers, session)
+    given = _allocated_kits(session)
+    assert set(given) == {SEPSIS_SUBJECT, SECOND_SUBJECT}
+    response = client.get("/api/v1/ledger/export?format=epcis", headers=auth_headers(username))
+    assert response.status_code == 200
+    events = response.json["epcisBody"]["eventList"]
+    subject_of = {kit.number: code for code, kit in given.items()}
+    for kit in trial_kits(session, get_trial(session, SEPSIS_TRIAL)):
+        kit_side = {kit.number} | ({subject_of[kit.number]} if kit.number in subject_of else set())
+        vial_side = {kit.vial.serial, kit.vial.lot.number}
+        # The check has something to look at: the kit's vial is in the export.
+        assert any(kit.vial.serial in _tokens(event) for event in events), kit.number
+        linking = [
+            event["celltrail:hash"] for event in events if _links(event, kit_side, vial_side)
+        ]
+        assert linking == [], f"kit {kit.number}: {linking}"
+    dispensed = given[SEPSIS_SUBJECT].vial.serial
+    assert any(
+        event["celltrail:eventType"] == "DISPENSED" and dispensed in _tokens(event)
+        for event in events
+    )
+
+
+@pytest.mark.parametrize("username", EXPORTERS)
+def test_no_exported_or_readable_allocation_or_randomization_carries_an_arm(
+    client, session, auth_headers, username
+):
+    _more_kit_traffic(client, auth_headers, session)
+    trial = get_trial(session, SEPSIS_TRIAL)
+    arms = {token for arm in trial.arms for token in (arm.code, arm.name)}
+    headers = auth_headers(username)
+    exported = client.get("/api/v1/ledger/export?format=epcis", headers=headers).json
+    events = exported["epcisBody"]["eventList"]
+    text = orjson.dumps(exported).decode()
+    assert [arm for arm in arms if arm in text] == []
+    # Subject chains stay out of the export; where a blinded role reads them, through the
+    # ledger, a randomization holds a commitment to the arm and an allocation the kit only.
+    read = [
+        event
+        for code in (SEPSIS_SUBJECT, SECOND_SUBJECT)
+        for event in client.get(
+            f"/api/v1/ledger/chains/subject:{SEPSIS_TRIAL}:{code}", headers=headers
+        ).json
+    ] + [event for event in events if _kind(event) in SUBJECT_STEPS]
+    kinds = [_kind(event) for event in read]
+    assert kinds.count("RANDOMIZED") == kinds.count("ALLOCATED") == 2
+    given = _allocated_kits(session)
+    vials = {token for kit in given.values() for token in (kit.vial.serial, kit.vial.lot.number)}
+    for event in read:
+        if _kind(event) not in SUBJECT_STEPS:
+            continue
+        body = orjson.dumps(event).decode()
+        assert [arm for arm in arms if arm in body] == [], event
+        assert [vial for vial in vials if vial in body] == [], event
+
+
+def test_the_link_check_flags_an_event_naming_a_kit_beside_its_vial():
+    leaky = {
+        "epcList": ["https://id.gs1.org/01/09506000100401/21/CTRL-2611-01-V0001"],
+        "celltrail:kit": "000006",
+        "celltrail:hash": "ab000006cd",
+        "eventTime": "2026-11-30T14:30:11.000006Z",
+    }
+    clean = {key: value for key, value in leaky.items() if key != "celltrail:kit"}
+    kit_side, vial_side = {"000006", "SEP-001"}, {"CTRL-2611-01-V0001", "CTRL-2611-01"}
+    assert _links(leaky, kit_side, vial_side)
+    assert not _links(clean, kit_side, vial_side)
+
+
+def test_a_blinded_clinicians_vial_page_shows_no_kit_or_subject(client, session, auth_headers):
+    kit = trial_kits(session, get_trial(session, SEPSIS_TRIAL))[0]
+    response = client.get(f"/api/v1/vials/{kit.vial.serial}", headers=auth_headers("amu-clinician"))
+    text = response.get_data(as_text=True)
+    assert kit.number not in text or response.status_code == 404
+    assert SEPSIS_SUBJECT not in text

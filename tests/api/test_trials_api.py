@@ -1,0 +1,156 @@
+"""Trials API and pages: read, enrol, randomize, allocate, unblind, kits and kit labels."""
+
+from __future__ import annotations
+
+import io
+
+import zxingcpp
+from biip import parse
+from PIL import Image
+
+from app.demo_trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
+from labels.keys import parse_label_keys
+from labels.payload import subject_uri
+from tests.api.test_lot_pages import sign_in
+from tests.conftest import TEST_LABEL_KEYS
+
+SUBJECT = f"/api/v1/subjects/{SEPSIS_TRIAL}"
+
+
+def test_an_open_label_trial_shows_its_arm_products_route_and_visits(client, auth_headers):
+    trial = client.get(f"/api/v1/trials/{XS228_TRIAL}", headers=auth_headers("clinician")).json
+    assert trial["arms"][0]["products"][0]["code"] == "XS228"
+    assert trial["arms"][0]["route"] == "intrathecal"
+    assert [visit["day"] for visit in trial["visits"]] == [1, 15, 29, 43]
+
+
+def test_a_courier_may_not_read_trials(client, auth_headers):
+    assert client.get("/api/v1/trials", headers=auth_headers("courier")).status_code == 403
+
+
+def test_subjects_are_listed_by_site(client, auth_headers):
+    mine = client.get("/api/v1/subjects", headers=auth_headers("clinician")).json
+    everyone = client.get("/api/v1/subjects", headers=auth_headers("auditor")).json
+    assert [s["code"] for s in mine] == ["SCI-001"]
+    assert {s["code"] for s in everyone} >= {"SCI-001", "SEP-001"}
+
+
+def test_a_subject_of_another_hospital_is_404(client, auth_headers):
+    response = client.get(f"{SUBJECT}/{SEPSIS_SUBJECT}", headers=auth_headers("clinician"))
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_enrol_randomize_and_dispense_through_the_api(client, auth_headers):
+    clinician, pharmacist = auth_headers("amu-clinician"), auth_headers("amu-pharmacist")
+    enrolled = client.post(
+        "/api/v1/subjects",
+        json={"trial": SEPSIS_TRIAL, "code": "SEP-077", "site": "AMU-SW-ICU"},
+        headers=clinician,
+    )
+    randomized = client.post(f"{SUBJECT}/SEP-077/randomization", headers=clinician)
+    allocated = client.post(f"{SUBJECT}/SEP-077/allocations", json={"visit": 1}, headers=pharmacist)
+    assert (enrolled.status_code, randomized.status_code, allocated.status_code) == (201, 201, 201)
+    assert randomized.json["arm"] is None
+    assert allocated.json["kit"]
+    assert allocated.json["serial"]  # the pharmacist is unblinded
+
+
+def test_a_blinded_allocation_takes_no_serial(client, auth_headers):
+    response = client.post(
+        f"{SUBJECT}/{SEPSIS_SUBJECT}/allocations",
+        json={"visit": 2, "serial": "UCR-2611-01-V0030"},
+        headers=auth_headers("amu-pharmacist"),
+    )
+    assert response.status_code == 422
+    assert "serial" in response.json["errors"]
+
+
+def test_an_unblinding_with_the_password_shows_the_arm_to_the_clinician(client, auth_headers):
+    headers = auth_headers("amu-clinician")
+    wrong = client.post(
+        f"{SUBJECT}/{SEPSIS_SUBJECT}/unblinding",
+        json={"password": "nope", "reason": "Anaphylaxis"},
+        headers=headers,
+    )
+    right = client.post(
+        f"{SUBJECT}/{SEPSIS_SUBJECT}/unblinding",
+        json={"password": "amu-clinician-demo-2026", "reason": "Anaphylaxis"},
+        headers=headers,
+    )
+    subject = client.get(f"{SUBJECT}/{SEPSIS_SUBJECT}", headers=headers).json
+    assert (wrong.status_code, right.status_code) == (403, 201)
+    assert subject["arm"] in {"ARM-ACT", "ARM-SHAM"}
+    assert subject["unblinding"]["reason"] == "Anaphylaxis"
+
+
+def test_an_open_label_enrolment_with_a_bad_body_is_422(client, auth_headers):
+    response = client.post(
+        "/api/v1/subjects", json={"trial": XS228_TRIAL}, headers=auth_headers("clinician")
+    )
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_kit_label_decodes_to_the_blinded_gtin_packaging_lot_and_kit_number(client, auth_headers):
+    response = client.get(
+        f"/api/v1/trials/{SEPSIS_TRIAL}/kits/labels?format=png&kit=000003",
+        headers=auth_headers("manufacturing"),
+    )
+    assert response.status_code == 200
+    (barcode,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.data)))
+    result = parse(barcode.text)
+    elements = {e.ai.ai: e.value for e in result.gs1_digital_link_uri.element_strings}
+    assert elements["01"] == SEPSIS_GTIN
+    assert elements["10"] == "PK-2611-01"
+    assert elements["21"] == "000003"
+
+
+def test_a_scanned_kit_label_resolves_to_the_kit_and_nothing_more(client, auth_headers):
+    png = client.get(
+        f"/api/v1/trials/{SEPSIS_TRIAL}/kits/labels?format=png&kit=000002",
+        headers=auth_headers("manufacturing"),
+    )
+    (barcode,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.data)))
+    answer = client.post(
+        "/api/v1/scans", json={"code": barcode.text}, headers=auth_headers("amu-clinician")
+    ).json
+    assert answer["kind"] == "kit"
+    assert answer["authentication"] == "valid"
+    assert answer["item"] == {
+        "kit": "000002",
+        "trial": SEPSIS_TRIAL,
+        "packaging_lot": "PK-2611-01",
+        "state": answer["item"]["state"],
+    }
+
+
+def test_a_scanned_wristband_resolves_to_its_subject(client, auth_headers):
+    band = subject_uri(
+        base="https://trail.example.org",
+        key=parse_label_keys(TEST_LABEL_KEYS)[0],
+        subject="SEP-001",
+        trial=SEPSIS_TRIAL,
+    )
+    answer = client.post(
+        "/api/v1/scans", json={"code": band}, headers=auth_headers("amu-clinician")
+    ).json
+    assert answer["item"]["subject"] == "SEP-001"
+
+
+def test_the_trial_page_shows_arms_only_to_the_unblinded(client):
+    sign_in(client, "amu-clinician")
+    blinded = client.get(f"/trials/{SEPSIS_TRIAL}").get_data(as_text=True)
+    sign_in(client, "amu-pharmacist")
+    unblinded = client.get(f"/trials/{SEPSIS_TRIAL}").get_data(as_text=True)
+    assert 'data-subject="SEP-001"' in blinded
+    assert "ARM-ACT" not in blinded
+    assert 'data-testid="arm"' in unblinded
+    assert 'data-testid="no-unblindings"' in unblinded
+
+
+def test_the_trials_page_lists_both_trials(client):
+    sign_in(client, "clinician")
+    page = client.get("/trials").get_data(as_text=True)
+    assert f'data-protocol="{XS228_TRIAL}"' in page
+    assert f'data-protocol="{SEPSIS_TRIAL}"' in page
