@@ -23,6 +23,7 @@ from tests.bedside_journey import (
     wristband,
 )
 from tests.browser.conftest import demo_password
+from tests.conftest import own_bank
 from tests.shipping_journey import PASSWORDS
 
 
@@ -33,8 +34,11 @@ def _committed(app: Flask):
 @pytest.fixture
 def patient(committed_app: Flask) -> dict[str, str]:
     """A new subject with its allocated vial thawed at the spine ward (committed)."""
+    lot = f"XS228-P{secrets.randbelow(10**6):06d}"
     with _committed(committed_app) as db, db.begin():
-        code, serial = new_patient(db)
+        # A lot of its own bank: committed doses stay out of the demo banks' recalls.
+        released_lot(db, lot, bank_code=own_bank(db, "BP"))
+        code, serial = new_patient(db, f"{lot}-V0001")
         return {"subject": code, "vial": vial_code(db, serial), "wristband": wristband(code)}
 
 
@@ -99,7 +103,7 @@ def test_a_thaw_window_passed_is_no_go(page: Page, sign_in, patient, monkeypatch
 def test_a_recalled_lot_is_no_go(page: Page, sign_in, committed_app):
     lot = f"XS228-B{secrets.randbelow(10**6):06d}"
     with _committed(committed_app) as db, db.begin():
-        released_lot(db, lot)
+        released_lot(db, lot, bank_code=own_bank(db, "BR"))
         code, serial = new_patient(db, f"{lot}-V0001")
         recall(
             db, HASHER, get_user(db, "qa"), scope="lot", code=lot,

@@ -23,7 +23,7 @@ from custody.release import Decision, decide, record_result
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user, password_hasher
 from tests.browser.conftest import demo_password
-from tests.conftest import TEST_CONFIG
+from tests.conftest import TEST_CONFIG, own_bank
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def released_lot(committed_app: Flask) -> str:
             maker,
             number=number,
             product_code="XS228",
-            bank_code="XS-WCB-01",
+            bank_code=own_bank(session, "BL"),
             manufacture_start=end - dt.timedelta(days=28),
             manufacture_end=end,
             vials_filled=VIALS,

@@ -20,6 +20,7 @@ from custody.batch_record import create_lot, record_step
 from custody.release import record_result
 from lots.accounts import get_site, get_user, password_hasher
 from tests.browser.conftest import demo_password
+from tests.conftest import own_bank
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +41,7 @@ def lot_number(committed_app: Flask) -> Iterator[str]:
             maker,
             number=number,
             product_code="XS228",
-            bank_code="XS-WCB-01",
+            bank_code=own_bank(session, "BO"),
             manufacture_start=end - dt.timedelta(days=28),
             manufacture_end=end,
             vials_filled=4,

@@ -28,7 +28,7 @@ from labels.payload import vial_uri
 from labels.render import render
 from lots.accounts import get_site, get_user, password_hasher
 from tests.browser.conftest import CHROMIUM_ARGS, demo_password
-from tests.conftest import TEST_CONFIG
+from tests.conftest import TEST_CONFIG, own_bank
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ def _released_lot(db: Session) -> str:
         maker,
         number=number,
         product_code="XS228",
-        bank_code="XS-WCB-01",
+        bank_code=own_bank(db, "BS"),
         manufacture_start=end - dt.timedelta(days=28),
         manufacture_end=end,
         vials_filled=VIALS,
