@@ -33,7 +33,7 @@ from custody.bedside_rules import (
     Verdict,
     judge,
 )
-from custody.ledger import EventDraft, append_event
+from custody.ledger import EventDraft, append_event, append_events
 from custody.models import ChainHead
 from custody.trial_models import (
     Administration,
@@ -84,6 +84,23 @@ class AlreadyAdministeredError(DomainError):
         self.administration_id = administration.id
 
 
+class VisitAlreadyGivenError(DomainError):
+    """The subject's visit was given already (from another vial): one dose per visit."""
+
+    status = 409
+    title = "Visit already given"
+
+    def __init__(self, administration: Administration) -> None:
+        visit = administration.visit.number if administration.visit else None
+        super().__init__(
+            f"This subject's visit {visit} was already given (administration "
+            f"{administration.id}, {administration.administered_at:%Y-%m-%d %H:%M} UTC); "
+            "do not give a second dose.",
+            administration=administration.id,
+        )
+        self.administration_id = administration.id
+
+
 def check_at_bedside(
     session: Session,
     user: User,
@@ -120,13 +137,7 @@ def check_at_bedside(
     vial, subject = gathered.vial, gathered.subject
     reference = secrets.token_urlsafe(16)
     fingerprint = facts_fingerprint(gathered.facts)
-    chain = (
-        vial.chain
-        if vial is not None
-        else subject.chain
-        if subject is not None
-        else f"site:{user.site.code}"
-    )
+    chain = _check_chain(user, vial, subject)
     event = append_event(
         session,
         EventDraft(
@@ -170,6 +181,21 @@ def check_at_bedside(
     return check
 
 
+def _check_chain(user: User, vial: ScannedVial | None, subject: ScannedSubject | None) -> str:
+    """Where a check is recorded, so that recording it shows nothing to anyone new.
+
+    A wristband that named no subject of the checker's sites: the checker's site chain (a
+    vial's chain would become visible to that site). A blinded kit: the subject's chain (the
+    kit's vial chain must not link the kit and its subject to the vial, lot or product).
+    Else the vial's chain, the near-miss record beside its custody.
+    """
+    if subject is None:
+        return f"site:{user.site.code}"
+    if vial is None or (vial.kit_id is not None and vial.kit_blinded):
+        return subject.chain
+    return vial.chain
+
+
 def record_administration(
     session: Session,
     hasher: PasswordHasher,
@@ -190,8 +216,9 @@ def record_administration(
 ) -> Administration:
     """Record a dose given after a GO, signed by the clinician and a second person.
 
-    The vial's chain head is locked first: two confirmations of one vial serialise there,
-    and the second finds the first administration (the unique constraints are the backstop).
+    The subject's and the vial's chain heads are locked first: two confirmations of one vial
+    (or two vials for one visit) serialise there, and the second finds the first
+    administration (the unique constraints are the backstop).
     The facts are gathered again and must be the ones the GO judged.
     """
     require(user, Permission.ADMINISTER)
@@ -207,10 +234,20 @@ def record_administration(
             reference=check.reference,
         )
     vial, subject = check.vial, check.subject
+    # Subject first, then vial (the ledger's sorted order): two doses of one visit from
+    # different vials serialise on the subject, two confirmations of one vial on both.
+    _lock_chain(session, subject.chain)
     _lock_chain(session, vial.chain)
     first = session.scalar(select(Administration).where(Administration.vial_id == vial.id))
     if first is not None:
         raise AlreadyAdministeredError(first)
+    given = session.scalar(
+        select(Administration).where(
+            Administration.subject_id == subject.id, Administration.visit_id == check.visit_id
+        )
+    )
+    if given is not None and check.visit_id is not None:
+        raise VisitAlreadyGivenError(given)
     if now > check.expires_at:
         raise AdministrationRefusedError(
             f"The GO expired at {check.expires_at:%H:%M} UTC; check again at the bedside.",
@@ -236,28 +273,33 @@ def record_administration(
         session, hasher, witness, password=witness_password, meaning=WITNESS_MEANING,
         remote_addr=remote_addr, now=now,
     )  # fmt: skip
-    event = append_event(
-        session,
-        EventDraft(
-            vial.chain,
-            "ADMINISTERED",
-            given_at,
-            {
-                "serial": vial.serial,
-                "subject": subject.code,
-                "trial": subject.trial.protocol_id,
-                "visit": check.visit.number if check.visit else None,
-                "check": check.reference,
-                "route": route,
-                "dose_cells": dose_cells,
-                "volume_ml": None if volume_ml is None else str(volume_ml),
-                "signature": signature,
-                "witness": witnessed,
-            },
-            user,
-            user.site,
-        ),
-    )
+    dose = {
+        "route": route,
+        "dose_cells": dose_cells,
+        "volume_ml": None if volume_ml is None else str(volume_ml),
+        "signature": signature,
+        "witness": witnessed,
+    }
+    whom = {
+        "subject": subject.code,
+        "trial": subject.trial.protocol_id,
+        "visit": check.visit.number if check.visit else None,
+        "check": check.reference,
+    }
+    if check.kit is None:
+        payload = {"serial": vial.serial, **whom, **dose}
+        drafts = [EventDraft(vial.chain, "ADMINISTERED", given_at, payload, user, user.site)]
+    else:
+        # A blinded kit: the vial's chain records that it was given (its state derives
+        # from it) but not to whom nor from which kit; the subject's chain records the dose
+        # from the kit, never the vial or lot inside it.
+        on_vial = {"serial": vial.serial, **dose}
+        kit = {**whom, "kit": check.kit.number, **dose}
+        drafts = [
+            EventDraft(vial.chain, "ADMINISTERED", given_at, on_vial, user, user.site),
+            EventDraft(subject.chain, "DOSE_GIVEN", given_at, kit, user, user.site),
+        ]
+    event = append_events(session, drafts)[0]
     administration = Administration(
         check_id=check.id,
         vial_id=vial.id,

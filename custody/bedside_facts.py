@@ -15,15 +15,25 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Result, Select, and_, bindparam, exists, or_, select
+from sqlalchemy import Result, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from custody.bedside_rules import BedsideFacts, Dose, VialEvent, excipients_of
 from custody.cold_chain_models import ShipmentExcursion
 from custody.models import CustodyEvent
 from custody.shipment_models import Shipment, ShipmentVial
-from custody.trial_models import Allocation, Arm, ArmProduct, Kit, Subject, Trial, TrialSite, Visit
-from custody.trials import kit_expiry
+from custody.trial_models import (
+    Administration,
+    Allocation,
+    Arm,
+    ArmProduct,
+    Kit,
+    Subject,
+    Trial,
+    TrialSite,
+    Visit,
+)
+from custody.trials import kit_expiry, packaging_lot_status
 from custody.vials import STATE_AFTER
 from lots.batch import Lot, LotStatus, ReleaseDecision, Vial
 from lots.models import Product, ProductVersion, Site, User
@@ -52,6 +62,11 @@ class ScannedVial:
     kit_arm_id: int | None = None
     kit_trial_id: int | None = None
     kit_blinded: bool = False
+    # The kit's own arm: a blinded kit's route and dose are judged against it, so the lines
+    # read alike whichever arm the subject is on (a kit of the other arm is not allocated).
+    kit_route: str | None = None
+    kit_cells_per_dose: int | None = None
+    kit_cells_per_kg: int | None = None
 
     @property
     def chain(self) -> str:
@@ -85,6 +100,10 @@ class ScannedSubject:
     day_one: dt.date | None
     contraindications: tuple[str, ...]
     in_arm: bool
+    # Over every arm of the trial: what a blinded check judges alike for any kit.
+    weight_required: bool = False
+    coldest_storage_c: Decimal | None = None
+    shortest_thaw_window: int | None = None
 
     @property
     def chain(self) -> str:
@@ -119,6 +138,7 @@ class Gathered:
 
 
 _KIT_TRIAL = aliased(Trial)
+_KIT_ARM = aliased(Arm)
 _VIAL_COLUMNS = (
     Vial.id,
     Vial.serial,
@@ -139,6 +159,9 @@ _VIAL_COLUMNS = (
     Kit.arm_id,
     Kit.trial_id,
     _KIT_TRIAL.blinded,
+    _KIT_ARM.route,
+    _KIT_ARM.cells_per_dose,
+    _KIT_ARM.cells_per_kg,
 )
 
 
@@ -150,6 +173,7 @@ def _vials() -> Select[*tuple[Any, ...]]:
         .join(Product, Product.id == Lot.product_id)
         .outerjoin(Kit, Kit.vial_id == Vial.id)
         .outerjoin(_KIT_TRIAL, _KIT_TRIAL.id == Kit.trial_id)
+        .outerjoin(_KIT_ARM, _KIT_ARM.id == Kit.arm_id)
     )
 
 
@@ -202,25 +226,22 @@ def gather(
 ) -> Gathered:
     """Everything about the vial and the patient the rules judge."""
     allocations = _allocations(session, vial, subject)
-    own = next(
-        (a for a in allocations if a["vial_id"] == vial.id or a["kit_id"] == vial.kit_id),
-        None,
-    )
-    if own is None:  # a lot exceptionally released for this subject: any vial of it
-        own = next(
-            (
-                a
-                for a in allocations
-                if a["lot_id"] == vial.lot_id and a["subject_id"] == subject.id
-            ),
-            None,
-        )
+    own = _own_allocation(allocations, vial, subject)
     mine = own if own is not None and own["subject_id"] == subject.id else None
     visit = _visit(session, subject, visit_number, mine, allocations)
     shipments = _shipments(session, vial.id)
+    kit = vial.kit_id is not None and vial.kit_blinded
+    blinded = kit or subject.blinded
+    lot_status, exceptional_subject = _release(session, vial, kit)
+    storage_c, thaw_window = vial.storage_limit_c, vial.post_thaw_window_minutes
+    if blinded:
+        # What differs between the arms' products is judged for the trial, not the kit.
+        storage_c = min(storage_c, subject.coldest_storage_c or storage_c)
+        thaw_window = _shortest(thaw_window, subject.shortest_thaw_window)
     facts = dataclasses.replace(
         facts,
-        blinded=vial.kit_id is not None and vial.kit_blinded,
+        blinded=blinded,
+        kit=kit,
         item=vial.label,
         subject=subject.code,
         visit=visit.number if visit else visit_number,
@@ -229,10 +250,11 @@ def gather(
         allocated_to=own["subject"] if own else None,
         allocated_visit=own["visit_number"] if own else None,
         visit_allocation=_visit_allocation(allocations, subject, visit),
-        lot=vial.lot,
-        lot_status=vial.lot_status,
-        exceptional_subject=vial.exceptional_subject,
-        recall_scope=_recall_scope(session, vial),
+        visit_given=_visit_given(session, subject, visit),
+        lot=vial.packaging_lot or "" if kit else vial.lot,
+        lot_status=lot_status,
+        exceptional_subject=exceptional_subject,
+        recall_scope=None if kit else _recall_scope(session, vial),
         # A kit shows its packaging lot's expiry (the earliest of every arm's lot), so a
         # date never tells the arms apart.
         expires_on=_expiry(session, vial),
@@ -245,13 +267,67 @@ def gather(
         # At the bedside: the checker's own site, or the subject's ward.
         places=frozenset({user.site.code, subject.site_code}),
         check_site=user.site.code,
-        post_thaw_window_minutes=vial.post_thaw_window_minutes,
-        dose=_dose(vial, subject),
+        post_thaw_window_minutes=thaw_window,
+        dose=_dose(vial, subject, blinded=blinded),
         randomized=subject.arm_id is not None,
         contraindications=subject.contraindications,
-        excipients=excipients_of(vial.storage_limit_c),
+        excipients=excipients_of(storage_c),
+        checker_at_subject_site=user.site_id in subject.site_ids,
     )
     return Gathered(facts, vial, subject, visit)
+
+
+def _own_allocation(
+    allocations: list[dict[str, Any]], vial: ScannedVial, subject: ScannedSubject
+) -> dict[str, Any] | None:
+    """The allocation of this very vial (or kit), whoever it is for.
+
+    An open-label vial has no kit: only its own vial id matches. A lot-level allocation
+    (no vial named) covers a vial only when the lot is exceptionally released for this
+    subject; the scanned vial must be of that lot.
+    """
+    for row in allocations:
+        if row["vial_id"] == vial.id or (vial.kit_id is not None and row["kit_id"] == vial.kit_id):
+            return row
+    # The lot records the exceptional release's subject code but not its trial: a subject
+    # of another trial with the same code cannot hold a lot-level allocation to this vial's
+    # lot, since allocations are per subject id, so the code alone is compared here.
+    if (
+        vial.lot_status != LotStatus.EXCEPTIONALLY_RELEASED
+        or vial.exceptional_subject != subject.code
+    ):
+        return None
+    return next(
+        (
+            row
+            for row in allocations
+            if row["vial_id"] is None
+            and row["kit_id"] is None
+            and row["lot_id"] == vial.lot_id
+            and row["subject_id"] == subject.id
+        ),
+        None,
+    )
+
+
+def _release(session: Session, vial: ScannedVial, kit: bool) -> tuple[str, str | None]:
+    """The status the check judges: a blinded kit's is its packaging lot's worst."""
+    if kit and vial.kit_trial_id is not None and vial.packaging_lot is not None:
+        return packaging_lot_status(session, vial.kit_trial_id, vial.packaging_lot)
+    return vial.lot_status, vial.exceptional_subject
+
+
+def _visit_given(
+    session: Session, subject: ScannedSubject, visit: VisitRow | None
+) -> dt.datetime | None:
+    if visit is None:
+        return None
+    return _run(session, _GIVEN, subject_id=subject.id, visit_id=visit.id).scalar()
+
+
+def _shortest(first: int | None, second: int | None) -> int | None:
+    windows = [window for window in (first, second) if window is not None]
+    return min(windows) if windows else None
 
 
 # --- queries ---------------------------------------------------------------------------
@@ -260,7 +336,7 @@ def gather(
 def _vial(row: Any) -> ScannedVial | None:
     if row is None:
         return None
-    return ScannedVial(*[*row[:18], bool(row[18])])
+    return ScannedVial(*[*row[:18], bool(row[18]), *row[19:]])
 
 
 def _subjects() -> Select[*tuple[Any, ...]]:
@@ -286,6 +362,12 @@ def _subjects() -> Select[*tuple[Any, ...]]:
             Subject.day_one,
             Subject.contraindications,
             in_arm.label("in_arm"),
+            exists()
+            .where(Arm.trial_id == Subject.trial_id, Arm.cells_per_kg.is_not(None))
+            .correlate(Subject)
+            .label("weight_required"),
+            _trial_products(func.min(ProductVersion.storage_limit_c)),
+            _trial_products(func.min(ProductVersion.post_thaw_window_minutes)),
         )
         .join(Trial, Trial.id == Subject.trial_id)
         .join(Site, Site.id == Subject.site_id)
@@ -297,10 +379,25 @@ def _subjects() -> Select[*tuple[Any, ...]]:
     )
 
 
+def _trial_products(aggregate: Any) -> Any:
+    """A scalar over every product version of every arm of the subject's trial."""
+    trial_arm = aliased(Arm)
+    return (
+        select(aggregate)
+        .select_from(ProductVersion)
+        .join(ArmProduct, ArmProduct.product_id == ProductVersion.product_id)
+        .join(trial_arm, trial_arm.id == ArmProduct.arm_id)
+        .where(trial_arm.trial_id == Subject.trial_id)
+        .correlate(Subject)
+        .scalar_subquery()
+    )
+
+
 def _subject(row: Any) -> ScannedSubject:
     values = list(row)
     values[15] = tuple(values[15] or ())
     values[16] = bool(values[16])
+    values[17] = bool(values[17])
     return ScannedSubject(*values)
 
 
@@ -459,9 +556,25 @@ def _expiry(session: Session, vial: ScannedVial) -> dt.date | None:
     return kit_expiry(session, trial, vial.packaging_lot) if trial else vial.expires_on
 
 
-def _dose(vial: ScannedVial, subject: ScannedSubject) -> Dose | None:
+def _dose(vial: ScannedVial, subject: ScannedSubject, *, blinded: bool) -> Dose | None:
     if subject.arm_id is None or subject.route is None:
         return None
+    if blinded:
+        # The kit is judged against its own arm, never the subject's: a kit of the other arm
+        # reads alike here and fails only the allocation check. A loose vial is not dosed.
+        own_kit = vial.kit_id is not None and vial.kit_trial_id == subject.trial_id
+        kit_fits = own_kit and vial.kit_route == vial.route
+        return Dose(
+            ordered_route=subject.route,
+            product_route=subject.route if kit_fits else vial.route,
+            cells_per_dose=vial.kit_cells_per_dose,
+            cells_per_kg=vial.kit_cells_per_kg,
+            weight_kg=subject.weight_kg,
+            cells_per_vial=vial.cells_per_vial,
+            vials=1,
+            in_arm=own_kit,
+            weight_required=subject.weight_required,
+        )
     in_arm = vial.kit_arm_id == subject.arm_id if vial.kit_id is not None else subject.in_arm
     return Dose(
         ordered_route=subject.route,
@@ -496,9 +609,10 @@ _SUBJECTS_BY_BAND = _subjects().where(_BAND)
 _SUBJECTS_IN_TRIAL = _subjects().where(_BAND, Trial.protocol_id == bindparam("protocol_id"))
 _SUBJECT_BY_ID = _subjects().where(Subject.id == bindparam("subject_id"))
 _ALLOCATIONS = _allocations_query()
-_VISIT = select(
-    Visit.id, Visit.number, Visit.day, Visit.window_before_days, Visit.window_after_days
-).where(Visit.trial_id == bindparam("trial_id"), Visit.number == bindparam("number"))
+_GIVEN = select(Administration.administered_at).where(
+    Administration.subject_id == bindparam("subject_id"),
+    Administration.visit_id == bindparam("visit_id"),
+)
 _EVENTS = (
     select(CustodyEvent.event_type, CustodyEvent.occurred_at, Site.code, CustodyEvent.body)
     .outerjoin(Site, Site.id == CustodyEvent.site_id)

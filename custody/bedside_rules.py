@@ -2,7 +2,9 @@
 
 Pure code: the service gathers `BedsideFacts` from the database and stores the verdict. Every
 sentence is read by a clinician at the bedside, in large type. For a blinded trial's kit no
-sentence names the arm, the product or the lot number: "the kit", "the kit's packaging lot".
+sentence names the arm, the product or the lot number: "the kit", "the kit's packaging lot";
+and for any subject of a blinded trial, whatever was scanned, only the allocation check may
+differ between the arms (a kit of the other arm is "not allocated to this subject's visit").
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class Dose:
     cells_per_vial: int | None = None
     vials: int = 1
     in_arm: bool = True  # the product (or kit) is one the subject's arm receives
+    # The protocol doses some arm by weight (blinded: judged for every kit alike).
+    weight_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,10 @@ class BedsideFacts:
     now: dt.datetime
     vial_problem: str | None = None
     wristband_problem: str | None = None
-    blinded: bool = False  # a blinded trial's kit: sentences never reveal the arm or lot
+    # The subject is in a blinded trial (or a blinded kit was scanned): no sentence but the
+    # allocation's may depend on the arm; none names the arm, the product or a kit's lot.
+    blinded: bool = False
+    kit: bool = False  # a blinded kit was scanned: "the kit", "the kit's packaging lot"
     item: str = "vial"  # how sentences name what was scanned: "vial V0001" or "kit 0042"
     subject: str = ""
     visit: int | None = None
@@ -120,6 +127,7 @@ class BedsideFacts:
     allocated_to: str | None = None  # the subject the vial/kit is allocated to
     allocated_visit: int | None = None
     visit_allocation: str | None = None  # what this subject's visit is allocated (the label)
+    visit_given: dt.datetime | None = None  # when this subject's visit was already given
     lot: str = ""
     lot_status: str = "released"
     exceptional_subject: str | None = None
@@ -178,6 +186,7 @@ def judge(facts: BedsideFacts) -> Verdict:
             _custody(facts),
             _thaw(facts),
             _vial_status(facts),
+            _visit_given(facts),
             _route(facts),
             _dose(facts),
             _visit_window(facts),
@@ -228,6 +237,8 @@ def thaws(events: Sequence[VialEvent]) -> list[dt.datetime]:
 def _label(facts: BedsideFacts) -> Check:
     if facts.vial_problem is not None:
         return Check("label", False, facts.vial_problem)
+    if facts.kit:  # the kit number is read on the allocation line only
+        return Check("label", True, "The label of the kit is authentic.")
     return Check("label", True, f"The label of {facts.item} is authentic.")
 
 
@@ -251,6 +262,9 @@ def _allocation(facts: BedsideFacts) -> Check:
         )
     else:
         return Check("allocation", True, f"{_cap(what)} is allocated to {facts.subject}, {visit}.")
+    if facts.blinded:
+        # One sentence whatever the reason: a kit of the other arm reads like any other.
+        reason = f"This {'kit' if facts.kit else 'vial'} is not allocated to this subject's visit."
     if facts.visit_allocation is not None and facts.visit_allocation != facts.item:
         reason += f" This subject's {visit} is allocated {facts.visit_allocation}."
     return Check("allocation", False, reason)
@@ -373,13 +387,27 @@ def _vial_status(facts: BedsideFacts) -> Check:
     return Check("vial_status", True, f"{_cap(_the(facts))} has not been used.")
 
 
+def _visit_given(facts: BedsideFacts) -> Check:
+    visit = f"visit {facts.visit}" if facts.visit is not None else "this visit"
+    if facts.visit_given is not None:
+        return Check(
+            "visit_given",
+            False,
+            f"This subject's {visit} was already given on "
+            f"{facts.visit_given:%Y-%m-%d at %H:%M} UTC. Do not give a second dose.",
+        )
+    return Check("visit_given", True, f"This subject's {visit} has not been given yet.")
+
+
 def _route(facts: BedsideFacts) -> Check:
     if not facts.randomized or facts.dose is None:
         return Check("route", False, "The subject has no treatment arm yet: randomize first.")
     dose = facts.dose
     if dose.ordered_route != dose.product_route:
         if facts.blinded:
-            return Check("route", False, f"The kit is not for {dose.ordered_route} use.")
+            return Check(
+                "route", False, f"{_cap(_the(facts))} is not for {dose.ordered_route} use."
+            )
         return Check(
             "route",
             False,
@@ -393,7 +421,15 @@ def _dose(facts: BedsideFacts) -> Check:  # noqa: PLR0911 - one return per dose 
     if not facts.randomized or dose is None:
         return Check("dose", False, "The subject has no treatment arm, so no dose.")
     if not dose.in_arm:
+        if facts.blinded:
+            return Check(
+                "dose", False, "In a blinded trial the dose is given from the allocated kit only."
+            )
         return Check("dose", False, f"{_cap(_the(facts))} is not for this subject's treatment.")
+    if dose.weight_required and dose.weight_kg is None:
+        return Check(
+            "dose", False, "The protocol doses by weight, and the subject's weight is not recorded."
+        )
     ordered = dose.cells_per_dose
     if dose.cells_per_kg is not None:
         if dose.weight_kg is None:
@@ -407,7 +443,12 @@ def _dose(facts: BedsideFacts) -> Check:  # noqa: PLR0911 - one return per dose 
     given = (dose.cells_per_vial or 0) * dose.vials
     if abs(given - ordered) > ordered * DOSE_TOLERANCE:
         if facts.blinded:
-            return Check("dose", False, "The kit does not hold the dose the protocol orders.")
+            return Check(
+                "dose",
+                False,
+                f"{_cap(_the(facts))} does not hold the dose the protocol orders; "
+                "ask the unblinded pharmacist.",
+            )
         return Check(
             "dose",
             False,
@@ -440,10 +481,11 @@ def _contraindications(facts: BedsideFacts) -> Check:
     known = {item.casefold(): item for item in facts.contraindications}
     clash = [item for item in facts.excipients if item.casefold() in known]
     if clash:
+        contains = "may contain" if facts.blinded else "contains"
         return Check(
             "contraindications",
             False,
-            f"The subject must not receive {', '.join(clash)}, which {_the(facts)} contains.",
+            f"The subject must not receive {', '.join(clash)}, which {_the(facts)} {contains}.",
         )
     return Check("contraindications", True, "No recorded contraindication applies.")
 
@@ -468,11 +510,12 @@ def _authority(facts: BedsideFacts) -> Check:
 
 
 def _the(facts: BedsideFacts) -> str:
-    return "the kit" if facts.blinded else "the vial"
+    return "the kit" if facts.kit else "the vial"
 
 
 def _lot(facts: BedsideFacts) -> str:
-    return "the kit's packaging lot" if facts.blinded else f"lot {facts.lot}"
+    # A loose vial's own label names its lot; a kit's names only the packaging lot.
+    return "the kit's packaging lot" if facts.kit else f"lot {facts.lot}"
 
 
 def _cap(text: str) -> str:

@@ -282,10 +282,15 @@ class BedsideCheck(Base):
 
 class Administration(Base):
     """A dose given after a GO, signed by the administering clinician and a second person.
-    One per vial and one per check: the unique constraints are the concurrency backstop."""
+    One per vial, one per check and one per subject's visit: the unique constraints are the
+    concurrency backstop."""
 
     __tablename__ = "administrations"
-    __table_args__ = (CheckConstraint("administered_by_id <> witness_id", name="two_people"),)
+    __table_args__ = (
+        CheckConstraint("administered_by_id <> witness_id", name="two_people"),
+        # One dose per visit: a second vial for a visit already given is refused here too.
+        UniqueConstraint("subject_id", "visit_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     check_id: Mapped[int] = mapped_column(ForeignKey("bedside_checks.id"), unique=True)

@@ -53,6 +53,22 @@ DEFAULT_MULTIPLIERS = (1, 2)
 DEFAULT_LIST_LENGTH = 100  # per site, when the protocol gives no planned number
 KIT_DIGITS = 6
 USABLE_LOTS = frozenset({LotStatus.RELEASED})
+# Worst last: a packaging lot has the status of its worst lot.
+_STATUS_RANK: dict[str, int] = {
+    status.value: rank
+    for rank, status in enumerate(
+        (
+            LotStatus.RELEASED,
+            LotStatus.EXCEPTIONALLY_RELEASED,
+            LotStatus.QUARANTINE,
+            LotStatus.IN_PROCESS,
+            LotStatus.REJECTED,
+            LotStatus.RECALLED,
+        )
+    )
+}
+# Kits are drawn with the system's CSPRNG: a seeded or ordered pick would reveal the arms.
+_DRAW = secrets.SystemRandom()
 KIT_STATES = frozenset({"received", "stored"})
 UNBLINDING_MEANING = "Emergency unblinding of this subject (treating clinician)"
 
@@ -410,8 +426,8 @@ def allocate_vial(  # noqa: PLR0917 - the signature other services call it by
 def dispense_kit(
     session: Session, user: User, protocol_id: str, subject_code: str, visit_number: int
 ) -> Allocation:
-    """The system picks a kit of the subject's arm in stock at the subject's pharmacy (the
-    earliest-expiring, then the lowest number) and sets it aside for the visit.
+    """The system picks a kit of the subject's arm in stock at the subject's pharmacy (at
+    random among the eligible ones) and sets it aside for the visit.
 
     Dispensing at one pharmacy queues on its trial-site row, so two pharmacists at once
     never hand out one kit; the kit's unique allocation is the backstop.
@@ -914,29 +930,57 @@ def _allocation_blockers(session: Session, subject: Subject, vial: Vial) -> list
 
 
 def _pick_kit(session: Session, trial: Trial, arm_id: int, pharmacy_code: str) -> Kit | None:
+    """A kit of the arm in stock at the pharmacy, drawn uniformly at random.
+
+    Never in an order of the real lots (their expiry or status): which kits are skipped
+    would tell the arms apart. A kit is eligible when its whole packaging lot is (every arm's
+    lot released, the packaging lot's expiry not passed), so both arms stop together.
+    """
     candidates = session.scalars(
         select(Kit)
-        .join(Vial, Vial.id == Kit.vial_id)
-        .join(Lot, Lot.id == Vial.lot_id)
         .outerjoin(Allocation, Allocation.kit_id == Kit.id)
-        .where(
-            Kit.trial_id == trial.id,
-            Kit.arm_id == arm_id,
-            Allocation.id.is_(None),
-            Lot.status.in_(USABLE_LOTS),
-            Lot.expires_on >= utcnow().date(),
-        )
-        .order_by(Lot.expires_on, Kit.number)
+        .where(Kit.trial_id == trial.id, Kit.arm_id == arm_id, Allocation.id.is_(None))
     ).all()
-    status = vial_status(session, [kit.vial for kit in candidates])
-    return next(
-        (
-            kit
-            for kit in candidates
-            if status[kit.vial.serial] in {(state, pharmacy_code) for state in KIT_STATES}
-        ),
-        None,
-    )
+    today = utcnow().date()
+    usable = set()
+    for packaging_lot in {kit.packaging_lot for kit in candidates}:
+        status, _ = packaging_lot_status(session, trial.id, packaging_lot)
+        expiry = kit_expiry(session, trial, packaging_lot)
+        if status in USABLE_LOTS and expiry is not None and expiry >= today:
+            usable.add(packaging_lot)
+    status_of = vial_status(session, [kit.vial for kit in candidates])
+    in_stock = {(state, pharmacy_code) for state in KIT_STATES}
+    eligible = [
+        kit
+        for kit in candidates
+        if kit.packaging_lot in usable and status_of[kit.vial.serial] in in_stock
+    ]
+    return _DRAW.choice(eligible) if eligible else None
+
+
+def packaging_lot_status(
+    session: Session, trial_id: int, packaging_lot: str
+) -> tuple[str, str | None]:
+    """The worst status over every lot packed in a blinded packaging lot, whichever the arm,
+    and the subject of an exceptional release (None when the lots name different ones).
+
+    A kit is judged by its packaging lot, never by its own arm's lot: a recall of one arm's
+    lot stops every kit of the packaging lot, so no kit's status tells the arms apart.
+    """
+    rows = session.execute(
+        select(Lot.status, Lot.exceptional_subject)
+        .join(Vial, Vial.lot_id == Lot.id)
+        .join(Kit, Kit.vial_id == Vial.id)
+        .where(Kit.trial_id == trial_id, Kit.packaging_lot == packaging_lot)
+        .distinct()
+    ).all()
+    if not rows:
+        return LotStatus.QUARANTINE.value, None
+    worst = max((str(status) for status, _ in rows), key=_STATUS_RANK.__getitem__)
+    if worst != LotStatus.EXCEPTIONALLY_RELEASED:
+        return worst, None
+    subjects = {subject for status, subject in rows if status == worst}
+    return worst, subjects.pop() if len(subjects) == 1 else None
 
 
 def _kit_vials(

@@ -251,6 +251,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['witness_id'], ['users.id'], name=op.f('fk_administrations_witness_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_administrations')),
     sa.UniqueConstraint('check_id', name=op.f('uq_administrations_check_id')),
+    sa.UniqueConstraint('subject_id', 'visit_id', name=op.f('uq_administrations_subject_id_visit_id')),
     sa.UniqueConstraint('vial_id', name=op.f('uq_administrations_vial_id'))
     )
     with op.batch_alter_table('administrations', schema=None) as batch_op:

@@ -66,7 +66,7 @@ def test_a_go_check_answers_201_with_every_check_and_a_reference(api, thawed):
     body = response.json
     assert body["outcome"] == "GO"
     assert body["item"] == f"vial {VIAL}"
-    assert len(body["checks"]) == 15
+    assert len(body["checks"]) == 16
     assert all(line["passed"] and line["sentence"] for line in body["checks"])
     assert body["expires_at"] > body["checked_at"]
 
@@ -188,3 +188,24 @@ def test_a_blinded_clinicians_kit_check_never_shows_the_arm(api, session):
     text = response.get_data(as_text=True)
     for secret in ("UCR-2611-01", "CTRL-2611-01", "ARM-", "Sham", "MSC", "control", "arm"):
         assert secret not in text
+
+
+def test_a_check_with_a_stray_wristband_shows_no_foreign_vial_to_the_checker(
+    client, auth_headers, session
+):
+    """A vial of another hospital scanned with a band that names nobody here: the NO-GO is
+    kept on the checker's site chain, so the vial stays as unknown to that site as before."""
+    headers = auth_headers("amu-clinician")
+    events = "/api/v1/vials/XS228-2610-01-V0003/events"
+    assert client.get(events, headers=headers).status_code == 404
+    checked = client.post(
+        "/api/v1/bedside/checks",
+        headers=headers,
+        json={
+            "vial_code": vial_code(session, "XS228-2610-01-V0003"),
+            "wristband_code": "garbage-not-a-band",
+        },
+    )
+    assert checked.status_code == 201
+    assert checked.json["outcome"] == "NO-GO"
+    assert client.get(events, headers=headers).status_code == 404

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from custody.ledger import chain_events
 from custody.models import CustodyEvent
+from custody.release import recall
 from custody.trial_models import Allocation, Kit, RandomizationSlot
 from custody.trials import (
     NoKitAvailableError,
@@ -29,7 +30,7 @@ from custody.trials import (
     unblind,
 )
 from lots.accounts import get_user, password_hasher
-from lots.batch import Lot, LotStatus
+from lots.batch import Lot, LotStatus, Vial
 from lots.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from lots.signatures import SignatureRefusedError
 
@@ -333,3 +334,40 @@ def test_a_gsrn_wristband_finds_its_subject(session):
 
 def test_kits_exist_in_the_demo(session):
     assert session.scalar(select(Kit.id).where(Kit.number == "000012")) is not None
+
+
+def _eligible_active_kits(session, arm_id):
+    from custody.trials import _pick_kit  # noqa: PLC0415 - the draw itself is under test
+
+    trial = find_kit(session, SEPSIS_TRIAL, "000001").trial
+    return [_pick_kit(session, trial, arm_id, "AMU-SW-PH") for _ in range(40)]
+
+
+def test_kits_are_drawn_at_random_not_in_the_order_of_their_lots(session):
+    subject = get_subject(session, user(session, "amu-pharmacist"), SEPSIS_TRIAL, SEPSIS_SUBJECT)
+    drawn = _eligible_active_kits(session, subject.arm_id)
+    assert all(kit is not None and kit.arm_id == subject.arm_id for kit in drawn)
+    # An ordered pick (earliest lot expiry, then number) returns one kit every time; which
+    # kits it skipped would tell the arms apart. 40 draws of one among several: all alike
+    # has a chance below 1e-12.
+    assert len({kit.number for kit in drawn}) > 1
+
+
+def test_a_recall_of_one_arms_lot_stops_every_kit_of_the_packaging_lot(session):
+    subject = sepsis_subject(session)
+    other_arm_lot = session.scalar(
+        select(Lot.number)
+        .join(Vial, Vial.lot_id == Lot.id)
+        .join(Kit, Kit.vial_id == Vial.id)
+        .where(Kit.arm_id != subject.arm_id)
+        .limit(1)
+    )
+    recall(
+        session, HASHER, user(session, "qa"), scope="lot", code=other_arm_lot,
+        reason="Sterility failure", password="qa-demo-2026",
+    )  # fmt: skip
+    assert session.scalar(select(Lot.status).where(Lot.number == other_arm_lot)) == "recalled"
+    # The subject's own arm's lot is untouched, yet no kit of the packaging lot is dispensed:
+    # a pharmacy that could still dispense one arm would learn which arm was recalled.
+    with pytest.raises(NoKitAvailableError):
+        dispense_kit(session, user(session, "amu-pharmacist"), SEPSIS_TRIAL, "SEP-002", 1)

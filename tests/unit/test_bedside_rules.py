@@ -65,6 +65,7 @@ GO = BedsideFacts(
 KIT = dataclasses.replace(
     GO,
     blinded=True,
+    kit=True,
     item="kit K0042",
     visit_allocation="kit K0042",
     lot="UCR-2611-01",
@@ -90,6 +91,7 @@ def test_every_check_passes_for_the_allocated_thawed_vial_at_the_ward():
         "custody",
         "thaw",
         "vial_status",
+        "visit_given",
         "route",
         "dose",
         "visit_window",
@@ -327,3 +329,54 @@ def test_the_control_and_active_kits_read_the_same():
         dose=Dose("intravenous", "intravenous", cells_per_dose=10**8, cells_per_vial=10**8),
     )
     assert judge(active).checks == judge(KIT).checks
+
+
+def test_a_visit_already_given_is_no_go():
+    given = NOW - dt.timedelta(hours=3)
+    failed = _failed(dataclasses.replace(GO, visit_given=given))
+    assert set(failed) == {"visit_given"}
+    assert failed["visit_given"] == (
+        f"This subject's visit {GO.visit} was already given on "
+        f"{given:%Y-%m-%d at %H:%M} UTC. Do not give a second dose."
+    )
+
+
+def test_a_blinded_kit_not_allocated_here_reads_the_same_whatever_the_reason():
+    sentences = {
+        _failed(dataclasses.replace(KIT, visit_allocation="kit K0043", **change))["allocation"]
+        for change in (
+            {"allocated_to": None},
+            {"allocated_to": "SEP-999"},
+            {"allocated_visit": 2},
+        )
+    }
+    assert sentences == {
+        "This kit is not allocated to this subject's visit. This subject's visit "
+        f"{KIT.visit} is allocated kit K0043."
+    }
+
+
+def test_a_loose_vial_for_a_blinded_subject_names_no_treatment():
+    loose = dataclasses.replace(
+        GO, blinded=True, dose=Dose("intravenous", "intravenous", in_arm=False)
+    )
+    assert _failed(loose)["dose"] == (
+        "In a blinded trial the dose is given from the allocated kit only."
+    )
+
+
+def test_a_blinded_trial_dosing_by_weight_needs_the_weight_for_every_kit():
+    control = Dose("intravenous", "intravenous", weight_required=True)
+    active = Dose(
+        "intravenous", "intravenous", cells_per_kg=10**6, cells_per_vial=10**8,
+        weight_required=True,
+    )  # fmt: skip
+    sentences = {_failed(dataclasses.replace(KIT, dose=dose))["dose"] for dose in (control, active)}
+    assert sentences == {"The protocol doses by weight, and the subject's weight is not recorded."}
+
+
+def test_a_blinded_contraindication_says_the_kit_may_contain_it():
+    facts = dataclasses.replace(KIT, contraindications=("dmso",))
+    assert _failed(facts)["contraindications"] == (
+        "The subject must not receive DMSO, which the kit may contain."
+    )
