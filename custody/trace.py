@@ -64,7 +64,8 @@ class KitFacts:
 
 @dataclass(frozen=True)
 class Lineage:
-    """Where a vial came from. `blinded` lineages of kit vials carry only the kit."""
+    """Where a vial came from. A blinded reader never gets a kit vial's lineage (the serial
+    is unknown to them), so `blinded` stays False; it is kept for the API's shape."""
 
     serial: str | None
     state: str
@@ -162,7 +163,9 @@ class Trace:
 
 
 def trace_back(session: Session, serial: str, *, blinded: bool = False) -> Lineage:
-    """A vial's lot, product version, bank and parent banks up to the cell line, and donor."""
+    """A vial's lot, product version, bank and parent banks up to the cell line, and donor.
+
+    With `blinded`, a blinded trial's kit vial is an unknown serial (NotFoundError)."""
     vial = session.scalar(
         select(Vial)
         .where(Vial.serial == serial)
@@ -173,8 +176,10 @@ def trace_back(session: Session, serial: str, *, blinded: bool = False) -> Linea
     state, site = vial_status(session, [vial])[vial.serial]
     kit = session.scalar(select(Kit).where(Kit.vial_id == vial.id))
     kit_facts = _kit_facts(kit) if kit is not None else None
-    if kit_facts is not None and kit is not None and blinded and kit.trial.blinded:
-        return Lineage(serial=None, state=state, site=site, kit=kit_facts, blinded=True)
+    if kit is not None and blinded and kit.trial.blinded:
+        # A blinded kit's vial does not exist by serial for a blinded reader (custody/
+        # blinding.py): naming its kit would map the serial, and so its lot, to the kit.
+        raise NotFoundError("vial", serial)
     lot, version = vial.lot, vial.lot.product_version
     banks = lineage(lot.bank)
     donor = next((bank.donor for bank in banks if bank.donor is not None), None)

@@ -3,7 +3,8 @@ administration) and Provenance (a ledger event and its signatures), as applicati
 
 Site-scoped like the vial and shipment endpoints: another site's record is a 404. A reader
 without the `unblinded` flag sees a blinded trial's kit vial as the blinded product under
-its kit number (see custody/fhir.py), and no unblinding.
+its kit id only (see custody/fhir.py); by serial it is unknown (404), and no Provenance of
+its chain's events is shown (custody/blinding.py), nor any unblinding.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from marshmallow import fields, validate
 from app.api.schemas import StrictSchema
 from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
+from custody.blinding import hides_chain, hides_kit_vial
 from custody.fhir import (
     biologically_derived_product,
     chain_provenance_events,
@@ -70,6 +72,10 @@ class BiologicallyDerivedProduct(MethodView):
         """A vial (by serial, or a kit's id) as a FHIR R5 BiologicallyDerivedProduct."""
         session, user = get_session(), require_user()
         vial, kit = find_product(session, serial)
+        # A blinded kit vial is known by its kit id only: its serial is unknown to a blinded
+        # reader, or the answer would map the serial (so the lot and arm) to the kit.
+        if serial == vial.serial and hides_kit_vial(session, user, vial):
+            raise NotFoundError("biologically derived product", serial)
         ensure_visible(
             user, product_site_ids(session, vial), "biologically derived product", serial
         )
@@ -110,7 +116,9 @@ class ProvenanceByHash(MethodView):
         """A ledger event as a FHIR R5 Provenance: target, agents, signatures, predecessor."""
         session, user = get_session(), require_user()
         event = find_event(session, event_hash)
-        if event_is_hidden(session, event, blinded=not user.unblinded):
+        if event_is_hidden(session, event, blinded=not user.unblinded) or hides_chain(
+            session, user, event.chain
+        ):
             raise NotFoundError("ledger event", event_hash)
         ensure_visible(user, event_site_ids(session, event), "ledger event", event_hash)
         return _fhir(provenance(session, event, base=_base(), blinded=not user.unblinded))
@@ -122,12 +130,15 @@ class ProvenanceSearch(MethodView):
     @blp.arguments(ProvenanceQuerySchema, location="query")
     @blp.response(200, content_type=FHIR_JSON, description="A searchset Bundle of Provenance.")
     def get(self, query: dict[str, Any]) -> Response:
-        """Provenance of every event of a vial's chain (an unknown or hidden vial: none)."""
+        """Provenance of every event of a vial's chain (an unknown or hidden vial: none; a
+        blinded kit's vial, by serial or kit id, is hidden from a reader without the flag)."""
         session, user = get_session(), require_user()
         events = []
         try:
             vial, _ = find_product(session, query["target"].removeprefix(f"{PRODUCT}/"))
         except NotFoundError:
+            vial = None
+        if vial is not None and hides_kit_vial(session, user, vial):
             vial = None
         if vial is not None and can_see(user, product_site_ids(session, vial)):
             events = chain_provenance_events(session, vial)

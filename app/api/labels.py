@@ -22,7 +22,8 @@ from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import label_keys
 from app.writes import write
-from custody.batch_record import MAX_VIALS, get_lot, lot_site_ids
+from custody.batch_record import MAX_VIALS, get_lot
+from custody.blinding import hides_kit_vial, visible_lot_site_ids
 from custody.labelling import (
     PRINTABLE,
     LabelPrint,
@@ -281,7 +282,7 @@ def label_filename(lot: str, fmt: str, serials: Sequence[str] | None) -> str:
 
 def _visible_lot(session: Session, user: User, number: str) -> Lot:
     lot = get_lot(session, number)
-    ensure_visible(user, lot_site_ids(session, lot), "lot", number)
+    ensure_visible(user, visible_lot_site_ids(session, user, lot), "lot", number)
     return lot
 
 
@@ -362,8 +363,13 @@ def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[s
     serial = resolution.serial or ""
     vial = session.scalar(select(Vial).where(Vial.serial == serial))
     typed = resolution.kind is Kind.SERIAL_ONLY
-    if vial is None or not can_see(user, lot_site_ids(session, vial.lot)):
-        # A vial of a site the user may not see reads exactly like one that does not exist.
+    if (
+        vial is None
+        or hides_kit_vial(session, user, vial)
+        or not can_see(user, visible_lot_site_ids(session, user, vial.lot))
+    ):
+        # A vial of a site the user may not see, or a blinded kit's vial to a blinded user
+        # (custody/blinding.py), reads exactly like one that does not exist.
         identifier = f"a vial, shipment or subject {serial}" if typed else f"vial {serial}"
         return _answer(resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=identifier))
     lot = vial.lot

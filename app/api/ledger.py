@@ -24,6 +24,7 @@ from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import trusted_keys
 from app.writes import write
+from custody.blinding import hides_chain
 from custody.epcis_export import export_epcis
 from custody.ledger import VerificationReport, chain_events, verify_ledger
 from custody.models import CustodyEvent
@@ -104,10 +105,12 @@ class EventById(MethodView):
     @blp.response(200, EventSchema)
     def get(self, event_id: int) -> CustodyEvent:
         """One event, with the exact body that was hashed."""
-        event = get_session().get(CustodyEvent, event_id)
-        if event is None:
+        session, user = get_session(), require_user()
+        event = session.get(CustodyEvent, event_id)
+        # An event of a blinded kit vial's chain names the vial: unknown to a blinded reader.
+        if event is None or hides_chain(session, user, event.chain):
             raise NotFoundError("event", event_id)
-        ensure_visible(require_user(), [event.site_id], "event", event_id)
+        ensure_visible(user, [event.site_id], "event", event_id)
         return event
 
 
@@ -117,13 +120,16 @@ class Chain(MethodView):
     @blp.response(200, EventSchema(many=True))
     def get(self, chain: str) -> list[CustodyEvent]:
         """A whole chain in order; visible when its subject or any event is at your site."""
-        events = list(chain_events(get_session(), chain))
+        session, user = get_session(), require_user()
+        if hides_chain(session, user, chain):
+            raise NotFoundError("chain", chain)
+        events = list(chain_events(session, chain))
         if not events:
             raise NotFoundError("chain", chain)
         sites = [event.site_id for event in events]
         if chain.startswith("site:"):
-            sites.append(get_session().scalar(select(Site.id).where(Site.code == chain[5:])))
-        ensure_visible(require_user(), sites, "chain", chain)
+            sites.append(session.scalar(select(Site.id).where(Site.code == chain[5:])))
+        ensure_visible(user, sites, "chain", chain)
         return events
 
 

@@ -42,11 +42,11 @@ from custody.batch_record import (
     get_lot,
     list_lots,
     lot_deviations,
-    lot_site_ids,
     lot_vials,
     raise_deviation,
     record_step,
 )
+from custody.blinding import hides_kit_vial, reader_states, visible_lot_site_ids
 from custody.coa import render_coa
 from custody.ledger import chain_events
 from custody.models import CustodyEvent
@@ -120,11 +120,14 @@ class LotVials(MethodView):
     def get(
         self, query: dict[str, Any], number: str
     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """The lot's vials in fill order with their derived states; X-Total-Count counts all."""
-        session = get_session()
+        """The lot's vials in fill order with their derived states; X-Total-Count counts all.
+
+        A reader without the unblinded flag sees a blinded trial's kit vial as
+        `in_blinded_kit`: no state, so nothing ties the lot to a subject's dose."""
+        session, user = get_session(), require_user()
         vials = lot_vials(session, _visible_lot(number))
         page = vials[query["offset"] : query["offset"] + query["limit"]]
-        states = vial_states(session, page)
+        states = reader_states(session, user, page)
         rows = [
             {"serial": vial.serial, "position": vial.position, "state": states[vial.serial]}
             for vial in page
@@ -309,15 +312,18 @@ class VialEvents(MethodView):
 def _visible_lot(number: str) -> Lot:
     session = get_session()
     lot = get_lot(session, number)
-    ensure_visible(require_user(), lot_site_ids(session, lot), "lot", number)
+    user = require_user()
+    ensure_visible(user, visible_lot_site_ids(session, user, lot), "lot", number)
     return lot
 
 
 def _visible_vial(session: Session, serial: str) -> Vial:
+    user = require_user()
     vial = session.scalar(select(Vial).where(Vial.serial == serial))
-    if vial is None:
+    # A blinded trial's kit vial does not exist by serial for a reader without the flag.
+    if vial is None or hides_kit_vial(session, user, vial):
         raise NotFoundError("vial", serial)
-    ensure_visible(require_user(), lot_site_ids(session, vial.lot), "vial", serial)
+    ensure_visible(user, visible_lot_site_ids(session, user, vial.lot), "vial", serial)
     return vial
 
 
@@ -325,7 +331,7 @@ def _can_see_lot(session: Session, user: User, lot: Lot) -> bool:
     # The cheap checks first: most lots are seen at the site that made or tested them.
     if can_see(user, [lot.site_id]) or (lot.qc_site_id and can_see(user, [lot.qc_site_id])):
         return True
-    return can_see(user, lot_site_ids(session, lot))
+    return can_see(user, visible_lot_site_ids(session, user, lot))
 
 
 def _remote() -> str:

@@ -38,6 +38,7 @@ from app.api.shipment_schemas import (
 from app.auth import ensure_visible, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
+from custody.blinding import reader_states
 from custody.handoffs import scan_handoff, shipment_handoffs
 from custody.receipt import dispense, receipt_of, receive, store, thaw
 from custody.shipment_models import Shipment
@@ -49,7 +50,7 @@ from custody.shipment_queries import (
     visible_shipments,
 )
 from custody.shipments import create_shipment, pack_vials, packed, seal, ship, unpack_vials
-from custody.vials import vial_states, vial_status
+from custody.vials import vial_status
 from lots.access import Permission
 from lots.base import utcnow
 from lots.batch import Vial
@@ -300,7 +301,8 @@ def _handled(session: Session, serials: Sequence[str]) -> list[dict[str, Any]]:
 
 def _detail(session: Session, shipment: Shipment) -> dict[str, Any]:
     rows = packed(session, shipment)
-    states = vial_states(session, [row.vial for row in rows])
+    # A blinded reader sees a blinded kit's vial without its state (custody/blinding.py).
+    states = reader_states(session, require_user(), [row.vial for row in rows])
     receipt = receipt_of(session, shipment)
     return {
         **shipment_summary(shipment, len(rows)),

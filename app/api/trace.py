@@ -2,9 +2,10 @@
 shipment, site and subject. Oversight only (TRACE_READ), every site.
 
 Blinding: a reader without the `unblinded` flag sees a blinded trial's kit vials by kit
-number only, never by serial or lot, and a kit of an affected lot widens to every kit of
-its packaging lot, so a recall of a control lot still reaches its subjects without telling
-which of them received control. A blinded trial's subject never shows an arm.
+number only, never by serial or lot (a kit vial's serial traces as an unknown one), and a
+kit of an affected lot widens to every kit of its packaging lot, so a recall of a control
+lot still reaches its subjects without telling which of them received control. A blinded
+trial's subject never shows an arm.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from marshmallow import Schema, fields
 
 from app.auth import require_user, requires
 from app.db import get_session
+from custody.blinding import hides_serial
 from custody.trace import Lineage, Trace, TraceKind, trace_back, trace_forward
 from lots.access import Permission
+from lots.errors import NotFoundError
 
 blp = Blueprint("trace", __name__, url_prefix="/trace", description="Recall traces")
 
@@ -127,8 +130,13 @@ class VialTrace(MethodView):
     @requires(Permission.TRACE_READ)
     @blp.response(200, TracedLineageSchema)
     def get(self, serial: str) -> Lineage:
-        """A vial back to its lot, product version, banks up to the cell line, and donor."""
-        return trace_back(get_session(), serial, blinded=_blinded())
+        """A vial back to its lot, product version, banks up to the cell line, and donor.
+
+        A blinded trial's kit vial is an unknown serial to a reader without the flag."""
+        session, user = get_session(), require_user()
+        if hides_serial(session, user, serial):
+            raise NotFoundError("vial", serial)
+        return trace_back(session, serial, blinded=not user.unblinded)
 
 
 @blp.route("/lots/<number>")

@@ -19,7 +19,7 @@ from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.lots import PageState, _messages, _PageForm, _refused, _render_lot, _visible_lot
 from app.writes import write
-from custody.batch_record import lot_site_ids
+from custody.blinding import hides_kit_vial, visible_lot_site_ids
 from custody.labelling import LabelPrint, LabelPrintJob, print_labels, reconcile
 from custody.ledger import chain_events
 from custody.vials import BLOCKING_LOT_STATUSES, vial_states
@@ -90,7 +90,11 @@ def vial_link(user: User, **_identifiers: str) -> Any:
         return _unverified(resolution.refuse(Problem.NOT_A_CELLTRAIL_CODE))
     db = get_session()
     vial = db.scalar(select(Vial).where(Vial.serial == resolution.serial))
-    if vial is None or not can_see(user, lot_site_ids(db, vial.lot)):
+    if (
+        vial is None
+        or hides_kit_vial(db, user, vial)
+        or not can_see(user, visible_lot_site_ids(db, user, vial.lot))
+    ):
         # The same answer for a vial of a site the user may not see: its existence is private.
         unknown = resolution.refuse(
             Problem.UNKNOWN_IDENTIFIER, identifier=f"vial {resolution.serial}"
@@ -147,9 +151,10 @@ def vial(user: User, serial: str) -> str:
     """One vial: product, lot, expiry, derived state, custody timeline and labels."""
     db = get_session()
     found = db.scalar(select(Vial).where(Vial.serial == serial))
-    if found is None:
+    # A blinded trial's kit vial does not exist by serial for a reader without the flag.
+    if found is None or hides_kit_vial(db, user, found):
         raise NotFoundError("vial", serial)
-    ensure_visible(user, lot_site_ids(db, found.lot), "vial", serial)
+    ensure_visible(user, visible_lot_site_ids(db, user, found.lot), "vial", serial)
     events = chain_events(db, found.chain)
     actor_ids = {event.actor_user_id for event in events if event.actor_user_id}
     site_ids = {event.site_id for event in events if event.site_id}

@@ -30,8 +30,8 @@ from custody.batch_record import (
     get_lot,
     list_lots,
     lot_deviations,
-    lot_site_ids,
 )
+from custody.blinding import visible_lot_site_ids
 from custody.coa import render_coa
 from custody.labelling import PRINTABLE, lot_print_jobs, reconcile
 from custody.ledger import chain_events
@@ -154,7 +154,7 @@ def lots(user: User) -> str:
     found = [
         lot
         for lot in list_lots(db, status=status, product_code=product)
-        if sees_all_sites(user) or can_see(user, lot_site_ids(db, lot))
+        if sees_all_sites(user) or can_see(user, visible_lot_site_ids(db, user, lot))
     ]
     return render_template(
         "lots.html",
@@ -357,7 +357,7 @@ def _prefilled(row: SpecRow | None, *, test: bool) -> dict[str, str]:
 
 def _visible_lot(db: Session, user: User, number: str) -> Lot:
     found = get_lot(db, number)
-    ensure_visible(user, lot_site_ids(db, found), "lot", number)
+    ensure_visible(user, visible_lot_site_ids(db, user, found), "lot", number)
     return found
 
 

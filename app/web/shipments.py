@@ -32,6 +32,7 @@ from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.lots import _messages, _PageForm
 from app.writes import write
+from custody.blinding import reader_states
 from custody.handoffs import SIGNING_SITE_KINDS, record_handoff, shipment_handoffs
 from custody.ledger import chain_events
 from custody.models import CustodyEvent
@@ -45,7 +46,6 @@ from custody.shipment_queries import (
     visible_shipments,
 )
 from custody.shipments import packed
-from custody.vials import vial_states
 from labels.resolution import Kind, Problem
 from labels.resolve import resolve
 from lots.access import Permission, can
@@ -314,7 +314,7 @@ def shipment(user: User, sscc: str) -> str:
         shipment=found,
         view=shipper_view(db, user, found),
         rows=rows,
-        states=vial_states(db, [row.vial for row in rows]),
+        states=reader_states(db, user, [row.vial for row in rows]),
         handoffs=shipment_handoffs(db, found),
         refused=refused_handoffs(db, found),
         events=events,

@@ -16,12 +16,18 @@ import pytest
 from sqlalchemy import select
 
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
+from custody.blinding import BLINDED_KIT_STATE
+from custody.models import CustodyEvent
+from custody.receipt import thaw
+from custody.shipment_models import Shipment, ShipmentVial
 from custody.trial_models import Allocation
 from custody.trials import get_trial, kit_expiry, trial_kits
 from labels.keys import parse_label_keys
 from labels.payload import vial_uri
-from lots.accounts import get_user
+from lots.accounts import get_site, get_user
+from lots.batch import Vial
 from tests.api.test_lot_pages import sign_in
+from tests.bedside_journey import BASE, kit_code, vial_code, wristband
 from tests.conftest import TEST_LABEL_KEYS
 
 # Blinded roles that may read something of a trial (no unblinded flag).
@@ -285,3 +291,294 @@ def test_a_blinded_clinicians_vial_page_shows_no_kit_or_subject(client, session,
     text = response.get_data(as_text=True)
     assert kit.number not in text or response.status_code == 404
     assert SEPSIS_SUBJECT not in text
+
+
+# --- A kit's vial does not exist by serial for a blinded reader ---------------------------------
+# The reviewer's reproduction: after a bedside check of SEP-001's kit, a blinded reader asked
+# the ledger for the check event (chain "vial:CTRL-…", kit and subject in its payload), the
+# vial by serial (product CTRL-SOL), FHIR by serial (the kit's id) and the trace (the kit).
+# Each such read must answer exactly as an unknown serial does (custody/blinding.py).
+DETAIL = "detail"
+MAC = re.compile(r"ac=[A-Za-z0-9.]+")
+
+
+def _kit_at_the_bedside(client, session, auth_headers):
+    """SEP-001's kit vial dispensed to the ICU, thawed there and checked at the bedside by
+    the blinded clinician: its chain then has an event at the ward, with its time (and, while
+    the check is written there, the kit and the subject)."""
+    _more_kit_traffic(client, auth_headers, session)
+    kit = _allocated_kits(session)[SEPSIS_SUBJECT]
+    thaw(session, get_user(session, "amu-clinician"), kit.vial.serial)
+    checked = client.post(
+        "/api/v1/bedside/checks",
+        json={
+            "vial_code": kit_code(session, kit),
+            "wristband_code": wristband(SEPSIS_SUBJECT, SEPSIS_TRIAL),
+        },
+        headers=auth_headers("amu-clinician"),
+    )
+    assert checked.status_code == 201, checked.json
+    events = session.scalars(
+        select(CustodyEvent).where(CustodyEvent.chain == kit.vial.chain).order_by(CustodyEvent.seq)
+    ).all()
+    # Where the check's own event is written is the bedside's business; the dispense to the
+    # ward (site and time) is on the vial's chain either way.
+    assert {"DISPENSED", "THAWED"} <= {event.event_type for event in events}
+    return kit, events
+
+
+def _unknown_serial(session, lot: str) -> str:
+    serial = f"{lot}-V9999"
+    assert session.scalar(select(Vial.id).where(Vial.serial == serial)) is None
+    return serial
+
+
+def _serial_reads(session, serial: str) -> list[str]:
+    label = (
+        vial_code(session, serial)
+        if session.scalar(select(Vial.id).where(Vial.serial == serial))
+        else None
+    )
+    paths = [
+        f"/api/v1/vials/{serial}",
+        f"/api/v1/vials/{serial}/events",
+        f"/api/v1/ledger/chains/vial:{serial}",
+        f"/api/v1/fhir/BiologicallyDerivedProduct/{serial}",
+        f"/api/v1/fhir/Provenance?target=BiologicallyDerivedProduct/{serial}",
+        f"/api/v1/trace/vials/{serial}",
+        f"/vials/{serial}",
+    ]
+    return paths + ([label.removeprefix(BASE)] if label else [])
+
+
+def _answer(client, path: str, headers, key: str) -> tuple[int, str]:
+    """Status and body of a read, with the asked-for key blanked (it is echoed back)."""
+    response = client.get(path, headers=headers if path.startswith("/api") else {})
+    # A refused label page echoes the scanned link, authentication code included.
+    text = MAC.sub("ac=MAC", response.get_data(as_text=True))
+    return response.status_code, text.replace(key, "KEY")
+
+
+def _unknown_label(session, kit) -> str:
+    """A correctly signed vial label of the kit vial's lot for a serial that does not exist."""
+    lot = kit.vial.lot
+    serial = _unknown_serial(session, lot.number)
+    uri = vial_uri(
+        base=BASE,
+        gtin=lot.product.gtin,
+        lot=lot.number,
+        serial=serial,
+        expiry=lot.expires_on,
+        key=parse_label_keys(TEST_LABEL_KEYS)[0],
+    )
+    return uri.removeprefix(BASE)
+
+
+@pytest.mark.parametrize("username", BLINDED)
+def test_a_kit_vials_serial_reads_as_an_unknown_serial_to_every_blinded_role(
+    client, session, auth_headers, username
+):
+    kit, _ = _kit_at_the_bedside(client, session, auth_headers)
+    serial = kit.vial.serial
+    unknown = _unknown_serial(session, kit.vial.lot.number)
+    headers = auth_headers(username)
+    sign_in(client, username)
+    known_reads = _serial_reads(session, serial)
+    unknown_reads = [*_serial_reads(session, unknown), _unknown_label(session, kit)]
+    assert len(known_reads) == len(unknown_reads) == 8
+    for path, twin in zip(known_reads, unknown_reads, strict=True):
+        key = serial if serial in path else path
+        twin_key = unknown if unknown in twin else twin
+        seen = _answer(client, path, headers, key)
+        expected = _answer(client, twin, headers, twin_key)
+        assert seen == expected, f"{path} as {username}"
+    # Scanning the vial's own label, or typing its serial, reads as an unknown vial too.
+    codes = [(serial, unknown), (vial_code(session, serial), BASE + _unknown_label(session, kit))]
+    for code, twin in codes:
+        seen = _scan(client, headers, code, serial)
+        expected = _scan(client, headers, twin, unknown)
+        assert seen == expected, f"scan {code} as {username}"
+
+
+def _scan(client, headers, code: str, key: str) -> tuple[int, str]:
+    response = client.post("/api/v1/scans", json={"code": code}, headers=headers)
+    return response.status_code, MAC.sub("ac=MAC", response.get_data(as_text=True)).replace(
+        key, "KEY"
+    )
+
+
+@pytest.mark.parametrize("username", BLINDED)
+def test_the_events_and_provenance_of_a_kit_vials_chain_read_as_unknown_ones(
+    client, session, auth_headers, username
+):
+    _, events = _kit_at_the_bedside(client, session, auth_headers)
+    headers = auth_headers(username)
+    unknown_id = max(event.id for event in events) + 10**6
+    unknown_hash = "0" * 64
+    expected_event = _problem(client, f"/api/v1/ledger/events/{unknown_id}", headers, unknown_id)
+    expected_provenance = _problem(
+        client, f"/api/v1/fhir/Provenance/{unknown_hash}", headers, unknown_hash
+    )
+    for event in events:
+        seen = _problem(client, f"/api/v1/ledger/events/{event.id}", headers, event.id)
+        assert seen == expected_event, f"{event.event_type} as {username}"
+        seen = _problem(client, f"/api/v1/fhir/Provenance/{event.hash}", headers, event.hash)
+        assert seen == expected_provenance, f"{event.event_type} as {username}"
+
+
+def _problem(client, path: str, headers, key: object) -> tuple[int, dict[str, Any]]:
+    response = client.get(path, headers=headers)
+    body = dict(response.json or {})
+    if DETAIL in body:
+        body[DETAIL] = body[DETAIL].replace(str(key), "KEY")
+    return response.status_code, body
+
+
+def test_the_blinded_clinician_still_reaches_the_kit_by_its_kit_identity(
+    client, session, auth_headers
+):
+    kit, _ = _kit_at_the_bedside(client, session, auth_headers)
+    headers = auth_headers("amu-clinician")
+    kit_id = f"kit-{SEPSIS_TRIAL}--{kit.number}"
+    product = client.get(f"/api/v1/fhir/BiologicallyDerivedProduct/{kit_id}", headers=headers)
+    assert product.status_code == 200
+    text = product.get_data(as_text=True)
+    assert kit.number in text
+    assert kit.vial.serial not in text
+    assert kit.vial.lot.number not in text
+    scanned = client.post("/api/v1/scans", json={"code": kit_code(session, kit)}, headers=headers)
+    assert scanned.status_code == 200, scanned.json
+    assert kit.vial.serial not in scanned.get_data(as_text=True)
+    # Nor does the kit's Provenance search give the kit vial's chain (times, agents, sites).
+    search = client.get(
+        f"/api/v1/fhir/Provenance?target=BiologicallyDerivedProduct/{kit_id}", headers=headers
+    )
+    assert search.status_code == 200
+    assert search.json["total"] == 0
+
+
+def test_the_unblinded_pharmacist_reads_the_kit_vial_by_serial(client, session, auth_headers):
+    kit, events = _kit_at_the_bedside(client, session, auth_headers)
+    serial = kit.vial.serial
+    headers = auth_headers("amu-pharmacist")
+    vial = client.get(f"/api/v1/vials/{serial}", headers=headers)
+    assert vial.status_code == 200
+    assert vial.json["lot"] == kit.vial.lot.number
+    chain = client.get(f"/api/v1/vials/{serial}/events", headers=headers)
+    assert [event["type"] for event in chain.json] == [event.event_type for event in events]
+    ledger = client.get(f"/api/v1/ledger/chains/vial:{serial}", headers=headers)
+    assert len(ledger.json) == len(events)
+    pharmacy = get_site(session, "AMU-SW-PH").id
+    at_the_pharmacy = [event for event in events if event.site_id == pharmacy]
+    assert {event.event_type for event in at_the_pharmacy} >= {"RECEIVED", "DISPENSED"}
+    for event in at_the_pharmacy:  # an event by id is site-scoped by its own site
+        assert client.get(f"/api/v1/ledger/events/{event.id}", headers=headers).status_code == 200
+    for event in events:
+        provenance = client.get(f"/api/v1/fhir/Provenance/{event.hash}", headers=headers)
+        assert provenance.status_code == 200
+    product = client.get(f"/api/v1/fhir/BiologicallyDerivedProduct/{serial}", headers=headers)
+    assert product.status_code == 200
+    assert serial in product.get_data(as_text=True)
+    search = client.get(
+        f"/api/v1/fhir/Provenance?target=BiologicallyDerivedProduct/{serial}", headers=headers
+    )
+    assert search.json["total"] == len(events)
+    listing = client.get(f"/api/v1/lots/{kit.vial.lot.number}/vials?limit=500", headers=headers)
+    states = {row["serial"]: row["state"] for row in listing.json}
+    assert states[serial] == "thawed"
+
+
+@pytest.mark.parametrize("username", BLINDED)
+def test_a_lots_vial_listing_shows_a_blinded_reader_no_state_of_a_kit_vial(
+    client, session, auth_headers, username
+):
+    kit, _ = _kit_at_the_bedside(client, session, auth_headers)
+    lot = kit.vial.lot.number
+    kitted = {k.vial.serial for k in trial_kits(session, get_trial(session, SEPSIS_TRIAL))}
+    listing = client.get(f"/api/v1/lots/{lot}/vials?limit=500", headers=auth_headers(username))
+    if listing.status_code == 404:  # the lot never reached this reader's site
+        return
+    assert listing.status_code == 200
+    rows = {row["serial"]: row for row in listing.json}
+    assert kit.vial.serial in rows
+    for serial, row in rows.items():
+        if serial in kitted:
+            assert row == {
+                "serial": serial,
+                "position": row["position"],
+                "state": BLINDED_KIT_STATE,
+            }
+        else:
+            assert row["state"] != BLINDED_KIT_STATE
+
+
+def test_a_ward_sees_no_arms_lot_through_a_kit_given_there(client, session, auth_headers):
+    """A kit thawed at the ICU put an ICU event on its vial's chain: had that made the vial's
+    lot visible to the ICU, the one lot (of the three) the ward could open would be the arm."""
+    _kit_at_the_bedside(client, session, auth_headers)
+    kits = trial_kits(session, get_trial(session, SEPSIS_TRIAL))
+    lots = sorted({kit.vial.lot.number for kit in kits})
+    assert len(lots) >= 2
+    headers = auth_headers("amu-clinician")
+    sign_in(client, "amu-clinician")
+    answers = {
+        lot: (
+            client.get(f"/api/v1/lots/{lot}", headers=headers).status_code,
+            client.get(f"/api/v1/lots/{lot}/vials", headers=headers).status_code,
+            client.get(f"/lots/{lot}").status_code,
+        )
+        for lot in lots
+    }
+    assert set(answers.values()) == {(404, 404, 404)}, answers
+    listed = {row["number"] for row in client.get("/api/v1/lots", headers=headers).json}
+    assert listed.isdisjoint(lots)
+    page = client.get("/lots").get_data(as_text=True)
+    assert [lot for lot in lots if lot in page] == []
+    # The unblinded pharmacist, whose pharmacy received the kits, still opens them all.
+    pharmacist = auth_headers("amu-pharmacist")
+    assert {client.get(f"/api/v1/lots/{lot}", headers=pharmacist).status_code for lot in lots} == {
+        200
+    }
+
+
+def _kit_shipment(session, kit) -> str:
+    """The SSCC of the shipper that carried the kit's vial to the pharmacy."""
+    sscc = session.scalar(
+        select(Shipment.sscc)
+        .join(ShipmentVial, ShipmentVial.shipment_id == Shipment.id)
+        .where(ShipmentVial.vial_id == kit.vial_id)
+    )
+    assert sscc is not None
+    return sscc
+
+
+@pytest.mark.parametrize("username", BLINDED)
+def test_a_shipments_vial_list_shows_a_blinded_reader_no_state_of_a_kit_vial(
+    client, session, auth_headers, username
+):
+    kit, _ = _kit_at_the_bedside(client, session, auth_headers)
+    sscc = _kit_shipment(session, kit)
+    kitted = {k.vial.serial for k in trial_kits(session, get_trial(session, SEPSIS_TRIAL))}
+    response = client.get(f"/api/v1/shipments/{sscc}", headers=auth_headers(username))
+    sign_in(client, username)
+    page = client.get(f"/shipments/{sscc}")
+    if username in {"qa", "auditor", "admin"}:  # oversight reads every shipment
+        assert response.status_code == page.status_code == 200
+    if response.status_code != 200:
+        return
+    rows = {row["serial"]: row["state"] for row in response.json["vials"]}
+    assert kit.vial.serial in rows
+    assert {rows[serial] for serial in rows.keys() & kitted} == {BLINDED_KIT_STATE}
+    text = page.get_data(as_text=True)
+    assert "THAWED" not in text.split("<tbody>", 1)[-1].split("</table>", 1)[0]
+
+
+def test_the_unblinded_pharmacist_sees_the_kit_vials_state_in_its_shipment(
+    client, session, auth_headers
+):
+    kit, _ = _kit_at_the_bedside(client, session, auth_headers)
+    sscc = _kit_shipment(session, kit)
+    response = client.get(f"/api/v1/shipments/{sscc}", headers=auth_headers("amu-pharmacist"))
+    assert response.status_code == 200
+    rows = {row["serial"]: row["state"] for row in response.json["vials"]}
+    assert rows[kit.vial.serial] == "thawed"

@@ -264,7 +264,7 @@ def _texts(value):
 def test_a_blinded_reader_sees_a_kit_as_the_blinded_product_without_lot_or_arm(
     client, auth_headers, world
 ):
-    body, product = _product(client, auth_headers, "amu-clinician", world.control_kit_serial)
+    body, product = _product(client, auth_headers, "amu-clinician", BLINDED_KIT)
     assert product.id == BLINDED_KIT
     assert product.productCode.coding[0].code == BLINDED_GTIN
     text = _texts(body)
@@ -272,6 +272,23 @@ def test_a_blinded_reader_sees_a_kit_as_the_blinded_product_without_lot_or_arm(
         assert secret not in text
     assert product.productCategory is None
     assert product.expirationDate is None
+
+
+def test_a_blinded_reader_asking_for_a_kit_vial_by_serial_is_told_it_is_unknown(
+    client, auth_headers, world
+):
+    headers = auth_headers("amu-clinician")
+    unknown = f"{CONTROL_LOT}-V9999"
+
+    def answer(serial):
+        response = client.get(f"{FHIR}/BiologicallyDerivedProduct/{serial}", headers=headers)
+        return response.status_code, response.get_data(as_text=True).replace(serial, "KEY")
+
+    assert answer(world.control_kit_serial) == answer(unknown)
+    assert answer(unknown)[0] == 404
+    # The unblinded pharmacist reads it by serial, the kit named beside it.
+    body, _ = _product(client, auth_headers, "amu-pharmacist", world.control_kit_serial)
+    assert body["id"] == BLINDED_KIT
 
 
 def test_the_active_and_control_kits_read_alike_to_a_blinded_reader(client, auth_headers, world):
@@ -297,13 +314,21 @@ def test_an_unblinded_reader_sees_the_kit_vials_real_product(client, auth_header
 def test_a_blinded_dispense_and_provenance_name_the_kit_only(client, auth_headers, world):
     path = f"BiologicallyDerivedProductDispense/{world.sepsis_administration}"
     dispense = _read(client, auth_headers, "amu-clinician", path).json
-    provenance, _ = _provenance(client, auth_headers, "amu-clinician", world.sepsis_event)
     assert dispense["product"]["reference"] == f"BiologicallyDerivedProduct/{BLINDED_KIT}"
-    for body in (dispense, provenance):
-        text = _texts(body)
-        assert CONTROL_LOT not in text
-        assert world.control_kit_serial not in text
-        assert "CTL" not in text
+    # The administration's ledger event is on the kit vial's chain: to a blinded reader its
+    # Provenance is an unknown one (custody/blinding.py); the unblinded pharmacist reads it.
+    hidden = client.get(f"{FHIR}/Provenance/{world.sepsis_event}", headers=auth_headers("qa"))
+    unknown = client.get(f"{FHIR}/Provenance/{'0' * 64}", headers=auth_headers("qa"))
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json["detail"].replace(world.sepsis_event, "KEY") == unknown.json[
+        "detail"
+    ].replace("0" * 64, "KEY")
+    provenance, _ = _provenance(client, auth_headers, "amu-pharmacist", world.sepsis_event)
+    assert provenance["target"][0]["reference"] == f"BiologicallyDerivedProduct/{BLINDED_KIT}"
+    text = _texts(dispense)
+    assert CONTROL_LOT not in text
+    assert world.control_kit_serial not in text
+    assert "CTL" not in text
     assert "dose" not in dispense["usageInstruction"]
     assert "quantity" not in dispense
     unblinded = _read(client, auth_headers, "amu-pharmacist", path).json

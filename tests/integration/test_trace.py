@@ -153,17 +153,13 @@ def test_a_blinded_control_trace_lists_the_active_kits_of_its_packaging_lot_too(
     )
 
 
-def test_a_blinded_reader_tracing_a_kit_vial_back_gets_only_the_kit(session, world):
-    lineage = trace_back(session, world.control_kit_serial, blinded=True)
-    assert lineage.blinded
-    assert lineage.kit is not None
-    assert (lineage.kit.number, lineage.kit.packaging_lot) == ("K-0002", PACKAGING_LOT)
-    assert (lineage.serial, lineage.lot, lineage.product, lineage.banks, lineage.donor) == (
-        None,
-        None,
-        None,
-        (),
-        None,
+def test_a_blinded_reader_tracing_a_kit_vial_back_is_told_it_is_unknown(session, world):
+    with pytest.raises(NotFoundError) as hidden:
+        trace_back(session, world.control_kit_serial, blinded=True)
+    with pytest.raises(NotFoundError) as unknown:
+        trace_back(session, f"{CONTROL_LOT}-V9999", blinded=True)
+    assert str(hidden.value).replace(world.control_kit_serial, "KEY") == str(unknown.value).replace(
+        f"{CONTROL_LOT}-V9999", "KEY"
     )
 
 
