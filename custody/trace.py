@@ -8,7 +8,7 @@ import enum
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import ColumnElement, Select, String, and_, func, literal, or_, select, tuple_
@@ -97,8 +97,7 @@ class TracedLot:
     vials: int
 
 
-@dataclass(frozen=True)
-class TracedVial:
+class TracedVial(NamedTuple):
     """A vial a trace reached, with its derived state and place. A blinded kit vial shows
     its kit, never its serial or lot (both name the lot, and the lot the arm)."""
 
@@ -294,8 +293,7 @@ def _lots() -> Select[Lot]:
     )
 
 
-@dataclass(frozen=True)
-class _VialRow:
+class _VialRow(NamedTuple):
     id: int
     serial: str
     lot: str
