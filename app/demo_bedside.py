@@ -8,8 +8,11 @@ vial has left stock, so loading twice changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
@@ -62,40 +65,15 @@ def load_first_dose(
     store(session, pharmacist, [vial.serial], location="LN2 dewar 1, rack A")
     dispense(session, pharmacist, [vial.serial], ward_code=WARD)
     thaw(session, clinician, vial.serial)
-    key = LabelKey("seed", secrets.token_bytes(32))
     lot = vial.lot
-    check = check_at_bedside(
-        session,
-        clinician,
-        vial_code=vial_uri(
-            base=_BASE,
-            gtin=lot.product.gtin,
-            lot=lot.number,
-            serial=vial.serial,
-            expiry=lot.expires_on,
-            key=key,
-        ),
-        wristband_code=subject_uri(base=_BASE, key=key, subject=XS228_SUBJECT, trial=XS228_TRIAL),
-        visit_number=1,
-        base=_BASE,
-        keys=[key],
-    )
-    if check.outcome != "GO":
-        reasons = "; ".join(c["sentence"] for c in check.checks if not c["passed"])
-        raise DemoDoseError(f"The demo's bedside check is NO-GO: {reasons}")
-    record_administration(
+    _dose_at_bedside(
         session,
         hasher,
-        clinician,
-        check_reference=check.reference,
-        password=passwords["clinician"],
-        witness_username="pharmacist",
-        witness_password=passwords["pharmacist"],
-        route="intrathecal",
-        dose_cells=lot.cells_per_vial,
-        volume_ml=lot.volume_ml,
-        base=_BASE,
-        keys=[key],
+        passwords,
+        _Bedside(clinician="clinician", witness="pharmacist", route="intrathecal"),
+        subject=(XS228_TRIAL, XS228_SUBJECT),
+        label=(lot.product.gtin, lot.number, vial.serial, lot.expires_on),
+        dose=(lot.cells_per_vial, lot.volume_ml),
     )
     return [f"first dose of {XS228_SUBJECT} ({vial.serial})"]
 
@@ -122,40 +100,73 @@ def load_sepsis_dose(
     pharmacist, clinician = get_user(session, "amu-pharmacist"), get_user(session, "amu-clinician")
     dispense(session, pharmacist, [kit.vial.serial], ward_code="AMU-SW-ICU")
     thaw(session, clinician, kit.vial.serial)
+    expiry = kit_expiry(session, kit.trial, kit.packaging_lot) or utcnow().date()
+    # The blinded clinician reads the kit's label and records no dose: it would tell the arm.
+    _dose_at_bedside(
+        session,
+        hasher,
+        passwords,
+        _Bedside(clinician="amu-clinician", witness="amu-pharmacist", route="intravenous"),
+        subject=(SEPSIS_TRIAL, SEPSIS_SUBJECT),
+        label=(kit.trial.blinded_gtin or "", kit.packaging_lot, kit.number, expiry),
+        dose=(None, None),
+    )
+    return [f"infusion of {SEPSIS_SUBJECT} from kit {kit.number}"]
+
+
+@dataclass(frozen=True)
+class _Bedside:
+    """Who gives a demo dose, who confirms it, and by which route."""
+
+    clinician: str
+    witness: str
+    route: str
+
+
+def _dose_at_bedside(
+    session: Session,
+    hasher: PasswordHasher,
+    passwords: Mapping[str, str],
+    people: _Bedside,
+    *,
+    subject: tuple[str, str],
+    label: tuple[str, str, str, dt.date],
+    dose: tuple[int | None, Decimal | None],
+) -> None:
+    """Scan the label and the wristband, require GO, record the two-person administration.
+
+    The demo scans codes it signs itself with a one-off key, since the loader holds no label
+    keys (they live in the app's configuration)."""
     key = LabelKey("seed", secrets.token_bytes(32))
-    expiry = kit_expiry(session, kit.trial, kit.packaging_lot)
+    gtin, lot, serial, expiry = label
+    trial, code = subject
+    clinician = get_user(session, people.clinician)
     check = check_at_bedside(
         session,
         clinician,
-        vial_code=vial_uri(
-            base=_BASE,
-            gtin=kit.trial.blinded_gtin or "",
-            lot=kit.packaging_lot,
-            serial=kit.number,
-            expiry=expiry or utcnow().date(),
-            key=key,
-        ),
-        wristband_code=subject_uri(base=_BASE, key=key, subject=SEPSIS_SUBJECT, trial=SEPSIS_TRIAL),
+        vial_code=vial_uri(base=_BASE, gtin=gtin, lot=lot, serial=serial, expiry=expiry, key=key),
+        wristband_code=subject_uri(base=_BASE, key=key, subject=code, trial=trial),
         visit_number=1,
         base=_BASE,
         keys=[key],
     )
     if check.outcome != "GO":
         reasons = "; ".join(c["sentence"] for c in check.checks if not c["passed"])
-        raise DemoDoseError(f"The demo's bedside check of the kit is NO-GO: {reasons}")
+        raise DemoDoseError(f"The demo's bedside check for {code} is NO-GO: {reasons}")
     record_administration(
         session,
         hasher,
         clinician,
         check_reference=check.reference,
-        password=passwords["amu-clinician"],
-        witness_username="amu-pharmacist",
-        witness_password=passwords["amu-pharmacist"],
-        route="intravenous",
+        password=passwords[people.clinician],
+        witness_username=people.witness,
+        witness_password=passwords[people.witness],
+        route=people.route,
+        dose_cells=dose[0],
+        volume_ml=dose[1],
         base=_BASE,
         keys=[key],
     )
-    return [f"infusion of {SEPSIS_SUBJECT} from kit {kit.number}"]
 
 
 def _ship_and_receive(
