@@ -245,6 +245,11 @@ def raw_big_handoff(dsn: str, sscc: str, repeats: int) -> list[float]:
 # ------------------------------------------------------------------ capture rate
 
 
+# Who holds each small shipper now: a later run on the same shipper (the 8-client run after
+# the 1-client one) must start from the courier who holds it, whatever its count of handoffs.
+HOLDERS: dict[str, str] = {}
+
+
 def handoff_client(
     port: int, tokens: dict[str, str], sscc: str
 ) -> Callable[[], Callable[[], None]]:
@@ -252,13 +257,13 @@ def handoff_client(
 
     def open_client() -> Callable[[], None]:
         apis = {username: Api(port, tokens[username]) for username in COURIERS}
-        holder = [COURIERS[0]]
+        HOLDERS.setdefault(sscc, COURIERS[0])
 
         def hand_over() -> None:
-            giver = holder[0]
+            giver = HOLDERS[sscc]
             taker = COURIERS[1] if giver == COURIERS[0] else COURIERS[0]
             apis[taker].post(f"/api/v1/shipments/{sscc}/handoffs", {"giver": giver}, 201)
-            holder[0] = taker
+            HOLDERS[sscc] = taker
 
         return hand_over
 
