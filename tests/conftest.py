@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,17 +49,17 @@ def _normalise(url: str) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A freshly migrated database holding the demo data, for the whole session.
+@contextmanager
+def demo_database(sqlite_file: Path, schema: str) -> Iterator[str]:
+    """The URL of a freshly migrated database holding the demo data, dropped afterwards.
 
-    On PostgreSQL each run gets a schema of its own in the configured database, so two runs
-    on one server (a developer's and CI's, say) never drop each other's tables.
+    On PostgreSQL (CELLTRAIL_TEST_DATABASE_URL) it is `schema` in the configured database,
+    so two runs on one server (a developer's and CI's, say) never drop each other's tables;
+    otherwise the SQLite file `sqlite_file`.
     """
     configured = os.environ.get("CELLTRAIL_TEST_DATABASE_URL")
-    schema = None
+    admin = None
     if configured:
-        schema = f"celltrail_test_{os.getpid()}"
         base = make_url(_normalise(configured))
         admin = make_engine(base.render_as_string(hide_password=False))
         with admin.begin() as connection:
@@ -68,17 +69,27 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             hide_password=False
         )
     else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'celltrail-test.sqlite3'}"
+        url = f"sqlite:///{sqlite_file}"
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session, session.begin():
         demo.load(session, password_hasher("cheapest"))
     engine.dispose()
-    yield url
-    if schema is not None:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    try:
+        yield url
+    finally:
+        if admin is not None:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's database: migrated, with the demo data (one schema per run on PG)."""
+    sqlite_file = tmp_path_factory.mktemp("db") / "celltrail-test.sqlite3"
+    with demo_database(sqlite_file, f"celltrail_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

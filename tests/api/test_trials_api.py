@@ -7,10 +7,13 @@ import io
 import zxingcpp
 from biip import parse
 from PIL import Image
+from sqlalchemy import func, select
 
 from app.demo_trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
+from custody.trial_models import Unblinding
 from labels.keys import parse_label_keys
 from labels.payload import subject_uri
+from lots.models import LoginAttempt
 from tests.api.test_lot_pages import sign_in
 from tests.conftest import TEST_LABEL_KEYS
 
@@ -154,3 +157,33 @@ def test_the_trials_page_lists_both_trials(client):
     page = client.get("/trials").get_data(as_text=True)
     assert f'data-protocol="{XS228_TRIAL}"' in page
     assert f'data-protocol="{SEPSIS_TRIAL}"' in page
+
+
+def _unblind_on_the_page(client, reason: str, password: str):
+    token = sign_in(client, "amu-clinician")
+    return client.post(
+        f"/trials/{SEPSIS_TRIAL}/unblinding",
+        data={
+            "csrf_token": token,
+            "subject": SEPSIS_SUBJECT,
+            "reason": reason,
+            "password": password,
+        },
+    )
+
+
+def test_an_unblinding_on_the_page_without_a_reason_is_422_and_unblinds_nobody(client, session):
+    response = _unblind_on_the_page(client, reason="   ", password="amu-clinician-demo-2026")
+    assert response.status_code == 422
+    assert session.scalar(select(func.count()).select_from(Unblinding)) == 0
+
+
+def test_a_wrong_password_on_the_unblinding_page_is_kept_as_a_failed_signature(client, session):
+    _unblind_on_the_page(client, reason="Anaphylaxis", password="not-my-password")
+    failed = session.scalars(
+        select(LoginAttempt).where(
+            LoginAttempt.username == "amu-clinician", LoginAttempt.channel == "signature"
+        )
+    ).all()
+    assert [attempt.succeeded for attempt in failed] == [False]
+    assert session.scalar(select(func.count()).select_from(Unblinding)) == 0

@@ -15,20 +15,19 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import make_url, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import create_app, demo
-from app.db import database, make_engine
+from app import create_app
+from app.db import database
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
-from app.migrate import upgrade
 from custody.models import CustodyEvent
 from custody.trial_models import Unblinding
 from custody.trials import get_subject
-from lots.accounts import get_user, password_hasher
+from lots.accounts import get_user
 from tests.api.test_blinding import forbidden_tokens
 from tests.browser.conftest import demo_password
-from tests.conftest import TEST_CONFIG, _normalise
+from tests.conftest import TEST_CONFIG, demo_database
 
 pytestmark = pytest.mark.browser
 
@@ -37,31 +36,11 @@ REASON = "Anaphylaxis 40 min after the infusion: the ICU must know what was give
 
 @pytest.fixture(scope="module")
 def private_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database with the demo data for this module alone (SQLite, or a schema of
-    its own on the configured PostgreSQL)."""
-    configured = os.environ.get("CELLTRAIL_TEST_DATABASE_URL")
-    admin, schema = None, f"celltrail_trial_pages_{os.getpid()}"
-    if configured:
-        base = make_url(_normalise(configured))
-        admin = make_engine(base.render_as_string(hide_password=False))
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('trial-pages') / 'celltrail.sqlite3'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session, session.begin():
-        demo.load(session, password_hasher("cheapest"))
-    engine.dispose()
-    yield url
-    if admin is not None:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    """A migrated database with the demo data for this module alone: an unblinding cannot
+    be undone, and the suite's shared database must stay blinded for later tests."""
+    sqlite_file = tmp_path_factory.mktemp("trial-pages") / "celltrail.sqlite3"
+    with demo_database(sqlite_file, f"celltrail_trial_pages_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture
