@@ -18,9 +18,16 @@ from app.api.labels import label_filename
 from app.db import database
 from app.keys import label_keys, signing_key, trusted_keys
 from app.migrate import upgrade
-from custody.checkpoints import load_private_key, parse_anchor, public_key_text
-from custody.labelling import print_labels
-from custody.ledger import checkpoint_anchor, create_checkpoint, settle_ledger, verify_ledger
+from custody.ledger import (
+    checkpoint_anchor,
+    create_checkpoint,
+    load_private_key,
+    parse_anchor,
+    public_key_text,
+    settle_ledger,
+    verify_ledger,
+)
+from custody.manufacturing import print_labels
 from labels.payload import InvalidIdentifierError
 from labels.render import Format, LabelTooSmallError, Layout
 from lots.access import Role

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.demo_bedside import load_first_dose, load_sepsis_dose
 from app.demo_trials import load_trials
-from custody.batch_record import create_lot, record_step
-from custody.release import decide, record_result
+from custody.manufacturing import create_lot, decide, record_result, record_step
 from lots.accounts import create_site, create_user, get_site, get_user
 from lots.banks import create_bank, create_donor
 from lots.batch import CellBank, Donor, Lot

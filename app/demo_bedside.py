@@ -26,12 +26,19 @@ from app.demo_trials import (
     XS228_TRIAL,
 )
 from custody.bedside import check_at_bedside, record_administration
-from custody.handoffs import record_handoff
-from custody.receipt import dispense, receive, store, thaw
-from custody.shipments import create_shipment, pack_vials, seal, ship
-from custody.trial_models import Administration, Allocation, Kit, Subject, Trial
-from custody.trials import kit_expiry
-from custody.vials import vial_states
+from custody.shipping import (
+    create_shipment,
+    dispense,
+    pack_vials,
+    receive,
+    record_handoff,
+    seal,
+    ship,
+    store,
+    thaw,
+    vial_states,
+)
+from custody.trials import Administration, Allocation, Kit, Subject, Trial, kit_expiry
 from labels.keys import LabelKey
 from labels.payload import subject_uri, vial_uri
 from lots.accounts import get_user

@@ -16,13 +16,14 @@ from biip.checksums import gs1_standard_check_digit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.batch_record import create_lot, get_lot, record_step
-from custody.receipt import receive, store
-from custody.release import decide, record_result
-from custody.shipments import create_shipment, pack_vials, seal, ship
-from custody.trial_models import Allocation, Kit, Subject, Trial
+from custody.manufacturing import create_lot, decide, get_lot, record_result, record_step
+from custody.shipping import create_shipment, pack_vials, receive, seal, ship, store
 from custody.trials import (
+    Allocation,
     ArmSpec,
+    Kit,
+    Subject,
+    Trial,
     VisitSpec,
     allocate_vial,
     create_kits,

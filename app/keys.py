@@ -5,8 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import Flask, current_app
 
-from custody.checkpoints import key_id, load_private_key, load_public_key
-from custody.errors import CheckpointKeyMissingError
+from custody.ledger import CheckpointKeyMissingError, key_id, load_private_key, load_public_key
 from labels.keys import LabelKey, parse_label_keys
 from lots.errors import DomainError
 

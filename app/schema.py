@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from app import writes
-from custody import cold_chain_models, labelling, shipment_models, trial_models
-from custody import models as custody_models
+from custody.ledger import models as custody_models
+from custody.manufacturing import models as manufacturing_models
+from custody.shipping import cold_chain_models
+from custody.shipping import models as shipment_models
+from custody.trials import models as trial_models
 from lots import batch
 from lots import models as lots_models
 from lots.base import Base
@@ -12,7 +15,7 @@ from lots.base import Base
 # Named so the imports read as used: each module's tables join Base.metadata on import.
 MODEL_MODULES = (
     writes,
-    labelling,
+    manufacturing_models,
     custody_models,
     shipment_models,
     cold_chain_models,

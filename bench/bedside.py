@@ -37,10 +37,10 @@ from app.demo_trials import XS228_TRIAL  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from bench.ledger import _drop_secondary_indexes, plain_dsn, recreate_database, say  # noqa: E402
 from bench.lots import release  # noqa: E402
-from custody.batch_record import create_lot  # noqa: E402
 from custody.bedside import check_at_bedside  # noqa: E402
-from custody.chain import Actor, build_body, link  # noqa: E402
-from custody.trial_models import Trial  # noqa: E402
+from custody.ledger import Actor, build_body, link  # noqa: E402
+from custody.manufacturing import create_lot  # noqa: E402
+from custody.trials import Trial  # noqa: E402
 from labels.keys import LabelKey  # noqa: E402
 from labels.payload import sscc_from, subject_uri, vial_uri  # noqa: E402
 from lots.accounts import get_site, get_user, password_hasher  # noqa: E402

@@ -52,9 +52,9 @@ from bench.ledger import (  # noqa: E402
     verdict,
 )
 from bench.lots import release  # noqa: E402
-from custody.batch_record import create_lot  # noqa: E402
 from custody.ledger import verify_ledger  # noqa: E402
-from custody.shipments import create_shipment, pack_vials, seal, ship  # noqa: E402
+from custody.manufacturing import create_lot  # noqa: E402
+from custody.shipping import create_shipment, pack_vials, seal, ship  # noqa: E402
 from lots.accounts import get_site, get_user, password_hasher  # noqa: E402
 from lots.base import utcnow  # noqa: E402
 

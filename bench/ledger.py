@@ -47,16 +47,20 @@ sys.path.insert(0, str(ROOT))
 from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from custody.chain import Actor, build_body, link  # noqa: E402
-from custody.checkpoints import key_id, load_private_key  # noqa: E402
-from custody.ledger import (  # noqa: E402
+from custody.ledger import (  # noqa: E402  # noqa: E402  # noqa: E402
+    Actor,
+    ChainHead,
+    CustodyEvent,
     EventDraft,
     append_event,
+    build_body,
     chain_events,
     create_checkpoint,
+    key_id,
+    link,
+    load_private_key,
     verify_ledger,
 )
-from custody.models import ChainHead, CustodyEvent  # noqa: E402
 from lots.accounts import password_hasher  # noqa: E402
 from lots.models import Site, User  # noqa: E402
 

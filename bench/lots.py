@@ -32,9 +32,14 @@ sys.path.insert(0, str(ROOT))
 from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from custody.batch_record import create_lot, get_lot, record_step  # noqa: E402
-from custody.coa import render_coa  # noqa: E402
-from custody.release import decide, record_result  # noqa: E402
+from custody.manufacturing import (  # noqa: E402  # noqa: E402
+    create_lot,
+    decide,
+    get_lot,
+    record_result,
+    record_step,
+    render_coa,
+)
 from lots.accounts import get_site, get_user, password_hasher  # noqa: E402
 from lots.base import utcnow  # noqa: E402
 

@@ -31,18 +31,10 @@ sys.path.insert(0, str(ROOT))
 from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from custody.chain import Actor, build_body, link  # noqa: E402
-from custody.models import ChainHead, CustodyEvent  # noqa: E402
-from custody.shipment_models import Shipment, ShipmentVial  # noqa: E402
+from custody.ledger import Actor, ChainHead, CustodyEvent, build_body, link  # noqa: E402  # noqa: E402
+from custody.shipping import Shipment, ShipmentVial  # noqa: E402
 from custody.trace import trace_forward  # noqa: E402
-from custody.trial_models import (  # noqa: E402
-    Administration,
-    Arm,
-    BedsideCheck,
-    Subject,
-    Trial,
-    Visit,
-)
+from custody.trials import Administration, Arm, BedsideCheck, Subject, Trial, Visit  # noqa: E402
 from lots.accounts import get_site, get_user, password_hasher  # noqa: E402
 from lots.banks import create_bank, get_bank  # noqa: E402
 from lots.batch import Lot, Vial  # noqa: E402

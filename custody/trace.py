@@ -14,11 +14,16 @@ import orjson
 from sqlalchemy import ColumnElement, Select, String, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased, joinedload, lazyload, selectinload
 
-from custody.cold_chain_models import ShipmentExcursion
-from custody.models import ChainHead, CustodyEvent
-from custody.shipment_models import Shipment, ShipmentVial
-from custody.trial_models import Administration, Allocation, Arm, Kit, Subject, Trial
-from custody.vials import STATE_AFTER, derive_state, vial_status
+from custody.ledger import ChainHead, CustodyEvent
+from custody.shipping import (
+    STATE_AFTER,
+    Shipment,
+    ShipmentExcursion,
+    ShipmentVial,
+    derive_state,
+    vial_status,
+)
+from custody.trials import Administration, Allocation, Arm, Kit, Subject, Trial
 from lots.banks import descendants, get_bank, get_donor, lineage
 from lots.batch import CellBank, Donor, Lot, Vial
 from lots.errors import InvalidValueError, NotFoundError

@@ -19,16 +19,31 @@ from app.demo_trials import (
     SEPSIS_TRIAL,
     XS228_TRIAL,
 )
-from custody.batch_record import create_lot, record_step
 from custody.bedside import check_at_bedside, record_administration
-from custody.handoffs import record_handoff
-from custody.receipt import dispense, receive, store, thaw
-from custody.release import decide, record_result
-from custody.shipment_models import Shipment
-from custody.shipments import create_shipment, pack_vials, seal, ship
-from custody.trial_models import Allocation, BedsideCheck, Kit, Subject, Trial
-from custody.trials import allocate_vial, enrol_subject, kit_expiry
-from custody.vials import vial_states
+from custody.manufacturing import create_lot, decide, record_result, record_step
+from custody.shipping import (
+    Shipment,
+    create_shipment,
+    dispense,
+    pack_vials,
+    receive,
+    record_handoff,
+    seal,
+    ship,
+    store,
+    thaw,
+    vial_states,
+)
+from custody.trials import (
+    Allocation,
+    BedsideCheck,
+    Kit,
+    Subject,
+    Trial,
+    allocate_vial,
+    enrol_subject,
+    kit_expiry,
+)
 from labels.keys import parse_label_keys
 from labels.payload import subject_uri, vial_uri
 from lots.accounts import get_site, get_user, password_hasher

@@ -17,12 +17,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.demo import USERS
-from custody import cold_chain, handoffs, receipt, shipments
-from custody.handoffs import record_handoff
-from custody.receipt import receive
-from custody.shipment_models import Shipment
-from custody.shipments import create_shipment, pack_vials, seal, ship
-from custody.vials import vial_states
+from custody.shipping import (
+    Shipment,
+    cold_chain,
+    create_shipment,
+    handoffs,
+    pack_vials,
+    receipt,
+    receive,
+    record_handoff,
+    seal,
+    ship,
+    shipments,
+    vial_states,
+)
 from lots.accounts import get_user, password_hasher
 from lots.batch import Lot, Vial
 

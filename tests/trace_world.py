@@ -18,11 +18,10 @@ from biip.checksums import gs1_standard_check_digit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.batch_record import create_lot
 from custody.ledger import EventDraft, append_event
-from custody.receipt import dispense, store, thaw
-from custody.shipment_models import Shipment, ShipmentVial
-from custody.trial_models import (
+from custody.manufacturing import create_lot
+from custody.shipping import Shipment, ShipmentVial, dispense, store, thaw
+from custody.trials import (
     Administration,
     Allocation,
     Arm,

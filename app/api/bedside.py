@@ -23,7 +23,7 @@ from custody.bedside import (
     get_check,
     record_administration,
 )
-from custody.trial_models import Administration, BedsideCheck
+from custody.trials import Administration, BedsideCheck
 from lots.access import Permission
 
 MAX_SCAN = 2000

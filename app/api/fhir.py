@@ -20,8 +20,7 @@ from marshmallow import fields, validate
 from app.api.schemas import StrictSchema
 from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
-from custody.blinding import hides_chain, hides_kit_vial
-from custody.fhir import (
+from custody.interop import (
     biologically_derived_product,
     chain_provenance_events,
     dispense_site_ids,
@@ -35,6 +34,7 @@ from custody.fhir import (
     provenance,
     provenance_bundle,
 )
+from custody.trials import hides_chain, hides_kit_vial
 from lots.access import Permission, can_see
 from lots.base import utcnow
 from lots.errors import NotFoundError

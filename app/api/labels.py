@@ -22,27 +22,35 @@ from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import label_keys
 from app.writes import write
-from custody.batch_record import MAX_VIALS, get_lot
-from custody.blinding import hides_kit_vial, visible_lot_site_ids
-from custody.labelling import (
+from custody.manufacturing import (
+    MAX_VIALS,
     PRINTABLE,
     LabelPrint,
     LabelPrintJob,
+    get_lot,
     lot_print_jobs,
     print_labels,
     reconcile,
 )
-from custody.shipment_models import Shipment, ShipmentStatus
-from custody.shipment_queries import can_see_shipment, find_shipment, packed_counts
-from custody.trial_models import Subject
+from custody.shipping import (
+    FINAL_STATES,
+    Shipment,
+    ShipmentStatus,
+    can_see_shipment,
+    find_shipment,
+    packed_counts,
+    vial_states,
+)
 from custody.trials import (
+    Subject,
     can_see_kits,
     can_see_subject,
     find_kit_by_label,
     find_subject_by_wristband,
+    hides_kit_vial,
     kit_views,
+    visible_lot_site_ids,
 )
-from custody.vials import FINAL_STATES, vial_states
 from labels.payload import InvalidIdentifierError, has_check_digit
 from labels.render import Format, LabelTooSmallError, Layout
 from labels.resolution import Kind, Problem, Resolution

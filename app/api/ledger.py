@@ -24,11 +24,15 @@ from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import trusted_keys
 from app.writes import write
-from custody.blinding import hides_chain
-from custody.epcis_export import export_epcis
-from custody.ledger import VerificationReport, chain_events, verify_ledger
-from custody.models import CustodyEvent
-from custody.observations import record_observation
+from custody.interop import export_epcis
+from custody.ledger import (
+    CustodyEvent,
+    VerificationReport,
+    chain_events,
+    record_observation,
+    verify_ledger,
+)
+from custody.trials import hides_chain
 from lots.access import Permission
 from lots.errors import NotFoundError
 from lots.models import AuditEntry, Site

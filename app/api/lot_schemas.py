@@ -8,9 +8,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.schemas import CODE, Number, StrictSchema
-from custody.batch_record import MAX_VIALS, Severity, Step, deviation_label
-from custody.chain import canonical_bytes
-from custody.release import Decision
+from custody.ledger import canonical_bytes
+from custody.manufacturing import MAX_VIALS, Decision, Severity, Step, deviation_label
 from lots.banks import lineage
 from lots.base import utcnow
 from lots.batch import (

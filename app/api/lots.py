@@ -36,30 +36,27 @@ from app.api.schemas import EventSchema
 from app.auth import ensure_visible, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
-from custody.batch_record import (
+from custody.ledger import CustodyEvent, chain_events
+from custody.manufacturing import (
+    ExceptionalRequest,
     close_deviation,
     create_lot,
-    get_lot,
-    list_lots,
-    lot_deviations,
-    lot_vials,
-    raise_deviation,
-    record_step,
-)
-from custody.blinding import hides_kit_vial, reader_states, visible_lot_site_ids
-from custody.coa import render_coa
-from custody.ledger import chain_events
-from custody.models import CustodyEvent
-from custody.release import (
-    ExceptionalRequest,
     current_results,
     decide,
+    get_lot,
+    list_lots,
     lot_decisions,
+    lot_deviations,
     lot_results,
+    lot_vials,
+    raise_deviation,
     recall,
     record_result,
+    record_step,
+    render_coa,
 )
-from custody.vials import vial_states
+from custody.shipping import vial_states
+from custody.trials import hides_kit_vial, reader_states, visible_lot_site_ids
 from lots.access import Permission, can_see
 from lots.accounts import get_site
 from lots.batch import Lot, LotStatus, ReleaseDecision, Vial

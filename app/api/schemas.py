@@ -17,7 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from custody.chain import canonical_bytes
+from custody.ledger import canonical_bytes
 from lots.access import Role
 from lots.models import Criterion, SiteKind
 from lots.rules import describe_line, plain_decimal

@@ -9,8 +9,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.lot_schemas import Moment
 from app.api.schemas import Number, StrictSchema
-from custody.batch_record import MAX_VIALS
-from custody.shipment_models import Handoff, Receipt, Shipment, ShipmentStatus
+from custody.manufacturing import MAX_VIALS
+from custody.shipping import Handoff, Receipt, Shipment, ShipmentStatus
 from lots.models import User
 
 SERIAL = fields.String(validate=validate.Length(1, 20))

@@ -38,19 +38,29 @@ from app.api.shipment_schemas import (
 from app.auth import ensure_visible, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
-from custody.blinding import reader_states
-from custody.handoffs import scan_handoff, shipment_handoffs
-from custody.receipt import dispense, receipt_of, receive, store, thaw
-from custody.shipment_models import Shipment
-from custody.shipment_queries import (
+from custody.shipping import (
+    Shipment,
     can_see_shipment,
+    create_shipment,
+    dispense,
     find_shipment,
+    pack_vials,
+    packed,
     packed_counts,
+    receipt_of,
+    receive,
     refused_handoffs,
+    scan_handoff,
+    seal,
+    ship,
+    shipment_handoffs,
+    store,
+    thaw,
+    unpack_vials,
+    vial_status,
     visible_shipments,
 )
-from custody.shipments import create_shipment, pack_vials, packed, seal, ship, unpack_vials
-from custody.vials import vial_status
+from custody.trials import reader_states
 from lots.access import Permission
 from lots.base import utcnow
 from lots.batch import Vial

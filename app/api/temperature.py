@@ -14,19 +14,22 @@ from app.api.schemas import Number, StrictSchema
 from app.auth import hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
-from custody.cold_chain import (
+from custody.shipping import (
+    Disposition,
     ImportResult,
+    ReadingsError,
+    Shipment,
+    ShipmentExcursion,
+    can_see_shipment,
     dispose_excursion,
+    find_shipment,
     import_readings,
     judged_window,
+    parse_zone,
     plain,
     shipment_excursions,
     shipment_readings,
 )
-from custody.cold_chain_models import Disposition, ShipmentExcursion
-from custody.shipment_models import Shipment
-from custody.shipment_queries import can_see_shipment, find_shipment
-from custody.temperature import ReadingsError, parse_zone
 from lots.access import Permission
 from lots.errors import DomainError, NotFoundError
 from lots.models import User

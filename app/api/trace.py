@@ -16,8 +16,8 @@ from marshmallow import Schema, fields
 
 from app.auth import require_user, requires
 from app.db import get_session
-from custody.blinding import hides_serial
 from custody.trace import Lineage, Trace, TraceKind, trace_back, trace_forward
+from custody.trials import hides_serial
 from lots.access import Permission
 from lots.errors import NotFoundError
 

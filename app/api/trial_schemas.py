@@ -11,8 +11,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from app.api.schemas import StrictSchema
-from custody.trial_models import Allocation, Subject, Trial, Unblinding
-from custody.trials import can_see_arm
+from custody.trials import Allocation, Subject, Trial, Unblinding, can_see_arm
 from lots.models import User
 
 CODE = validate.Length(1, 20)

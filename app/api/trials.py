@@ -37,10 +37,10 @@ from app.auth import hasher, require_user, requires
 from app.db import get_session
 from app.keys import label_keys
 from app.writes import write
-from custody.kit_labels import print_kit_labels
-from custody.trial_models import Kit, Subject
 from custody.trials import (
     ArmSpec,
+    Kit,
+    Subject,
     VisitSpec,
     allocate_vial,
     can_see_arm,
@@ -53,6 +53,7 @@ from custody.trials import (
     get_trial,
     kit_views,
     list_trials,
+    print_kit_labels,
     randomize,
     subject_allocations,
     trial_kits,

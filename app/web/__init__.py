@@ -23,8 +23,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from app.auth import current_user, hasher, login_session
 from app.db import get_session
 from app.keys import trusted_keys
-from custody.ledger import verify_ledger
-from custody.models import CustodyEvent
+from custody.ledger import CustodyEvent, verify_ledger
 from lots.access import Permission, can, sees_all_sites
 from lots.accounts import authenticate
 from lots.errors import AuthenticationError, ForbiddenError, TooManyAttemptsError

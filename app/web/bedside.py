@@ -15,12 +15,7 @@ from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.lots import _messages, _PageForm
 from app.writes import write
-from custody.bedside import (
-    administration_of,
-    check_at_bedside,
-    get_check,
-    record_administration,
-)
+from custody.bedside import administration_of, check_at_bedside, get_check, record_administration
 from lots.access import Permission, can
 from lots.base import utcnow
 from lots.errors import DomainError

@@ -19,10 +19,10 @@ from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.lots import PageState, _messages, _PageForm, _refused, _render_lot, _visible_lot
 from app.writes import write
-from custody.blinding import hides_kit_vial, visible_lot_site_ids
-from custody.labelling import LabelPrint, LabelPrintJob, print_labels, reconcile
 from custody.ledger import chain_events
-from custody.vials import BLOCKING_LOT_STATUSES, vial_states
+from custody.manufacturing import LabelPrint, LabelPrintJob, print_labels, reconcile
+from custody.shipping import BLOCKING_LOT_STATUSES, vial_states
+from custody.trials import hides_kit_vial, visible_lot_site_ids
 from labels.render import ZPL_DPI, Format, Layout
 from labels.resolution import Kind, Problem, Resolution
 from labels.resolve import resolve

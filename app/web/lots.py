@@ -24,25 +24,25 @@ from app.auth import ensure_visible, hasher
 from app.db import get_session
 from app.web import bp, signed_in
 from app.writes import write
-from custody.batch_record import (
+from custody.ledger import chain_events
+from custody.manufacturing import (
+    PRINTABLE,
+    Decision,
+    ReleaseRefusedError,
     close_deviation,
+    decide,
     deviation_label,
     get_lot,
     list_lots,
-    lot_deviations,
-)
-from custody.blinding import visible_lot_site_ids
-from custody.coa import render_coa
-from custody.labelling import PRINTABLE, lot_print_jobs, reconcile
-from custody.ledger import chain_events
-from custody.release import (
-    Decision,
-    ReleaseRefusedError,
-    decide,
     lot_decisions,
+    lot_deviations,
+    lot_print_jobs,
     lot_results,
+    reconcile,
     record_result,
+    render_coa,
 )
+from custody.trials import visible_lot_site_ids
 from lots.access import Permission, can, can_see, sees_all_sites
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, QcResult

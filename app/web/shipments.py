@@ -32,20 +32,25 @@ from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.lots import _messages, _PageForm
 from app.writes import write
-from custody.blinding import reader_states
-from custody.handoffs import SIGNING_SITE_KINDS, record_handoff, shipment_handoffs
-from custody.ledger import chain_events
-from custody.models import CustodyEvent
-from custody.receipt import receipt_of, receive
-from custody.shipment_models import Receipt, Shipment, ShipmentStatus, ShipmentVial
-from custody.shipment_queries import (
+from custody.ledger import CustodyEvent, chain_events
+from custody.shipping import (
+    SIGNING_SITE_KINDS,
+    Receipt,
+    Shipment,
+    ShipmentStatus,
+    ShipmentVial,
     can_see_shipment,
     find_shipment,
+    packed,
     packed_counts,
+    receipt_of,
+    receive,
+    record_handoff,
     refused_handoffs,
+    shipment_handoffs,
     visible_shipments,
 )
-from custody.shipments import packed
+from custody.trials import reader_states
 from labels.resolution import Kind, Problem
 from labels.resolve import resolve
 from lots.access import Permission, can

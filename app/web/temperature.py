@@ -23,21 +23,25 @@ from app.db import get_session
 from app.web import bp, signed_in
 from app.web.lots import _messages, _PageForm
 from app.writes import write
-from custody.cold_chain import (
+from custody.shipping import (
     DESTROY_MEANING,
     UNNAMED_LOGGER,
     USE_MEANING,
+    Disposition,
+    ReadingsError,
+    Shipment,
+    ShipmentExcursion,
+    TemperatureReading,
+    can_see_shipment,
     dispose_excursion,
+    find_shipment,
     import_readings,
     judged_window,
+    parse_zone,
     plain,
     shipment_excursions,
     shipment_readings,
 )
-from custody.cold_chain_models import Disposition, ShipmentExcursion, TemperatureReading
-from custody.shipment_models import Shipment
-from custody.shipment_queries import can_see_shipment, find_shipment
-from custody.temperature import ReadingsError, parse_zone
 from lots.access import Permission, can
 from lots.errors import DomainError, NotFoundError
 from lots.models import User

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from custody.receipt import dispense, thaw
-from custody.trial_models import Administration
+from custody.shipping import dispense, thaw
+from custody.trials import Administration
 from lots.accounts import get_user
 from lots.batch import Vial
 from tests.bedside_journey import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from custody.trial_models import Administration
+from custody.trials import Administration
 from lots.batch import Vial
 from tests.api.test_lot_pages import sign_in
 from tests.bedside_journey import VIAL, enrol_patient, thawed_at_the_ward, vial_code, wristband

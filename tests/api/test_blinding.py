@@ -16,12 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
-from custody.blinding import BLINDED_KIT_STATE
-from custody.models import CustodyEvent
-from custody.receipt import thaw
-from custody.shipment_models import Shipment, ShipmentVial
-from custody.trial_models import Allocation
-from custody.trials import get_trial, kit_expiry, trial_kits
+from custody.ledger import CustodyEvent
+from custody.shipping import Shipment, ShipmentVial, thaw
+from custody.trials import BLINDED_KIT_STATE, Allocation, get_trial, kit_expiry, trial_kits
 from labels.keys import parse_label_keys
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user

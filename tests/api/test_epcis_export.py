@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 from jsonschema.validators import validator_for
 
-from custody.cold_chain import dispose_excursion, import_readings
-from custody.receipt import store, thaw
-from custody.shipments import packed
+from custody.shipping import dispose_excursion, import_readings, packed, store, thaw
 from lots.accounts import get_user, password_hasher
 from tests.shipping_journey import (
     LOT,

@@ -13,10 +13,9 @@ from fhir.resources.bundle import Bundle
 from fhir.resources.provenance import Provenance
 from sqlalchemy import select
 
-from custody.fhir import product_status
-from custody.ledger import EventDraft, append_event
-from custody.models import CustodyEvent
-from custody.trial_models import Subject, Trial, Unblinding
+from custody.interop import product_status
+from custody.ledger import CustodyEvent, EventDraft, append_event
+from custody.trials import Subject, Trial, Unblinding
 from lots.accounts import get_user
 from tests import trace_world
 from tests.trace_world import BLINDED_GTIN, CONTROL_LOT, SEPSIS_TRIAL, signature

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from custody.models import CustodyEvent
+from custody.ledger import CustodyEvent
 
 EVENTS = "/api/v1/ledger/events"
 LN2_CHECK = {

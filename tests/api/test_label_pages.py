@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.keys import label_keys
-from custody.batch_record import get_lot
-from custody.labelling import LabelPrint, LabelPrintJob, print_labels
+from custody.manufacturing import LabelPrint, LabelPrintJob, get_lot, print_labels
 from labels.keys import LabelKey
 from labels.payload import shipper_uri, sscc_from, vial_uri
 from lots.accounts import get_user

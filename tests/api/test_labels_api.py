@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app import demo
-from custody.labelling import LabelPrint, LabelPrintJob
+from custody.manufacturing import LabelPrint, LabelPrintJob
 from labels.keys import parse_label_keys
 from labels.layout import FONT_FILES
 from labels.payload import shipper_uri, sscc_from, subject_uri, vial_uri

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import demo
-from custody.batch_record import raise_deviation
+from custody.manufacturing import raise_deviation
 from lots.accounts import get_user
 from lots.models import LoginAttempt
 

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from app import demo
-from custody.models import CustodyEvent
+from custody.ledger import CustodyEvent
 from lots.base import utcnow
 from lots.batch import Lot, QcResult, ReleaseDecision, Vial
 from lots.models import LoginAttempt

@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.keys import label_keys
-from custody.batch_record import get_lot, lot_vials
 from custody.ledger import chain_events
-from custody.shipments import create_shipment, pack_vials, seal, ship
-from custody.vials import vial_states
+from custody.manufacturing import get_lot, lot_vials
+from custody.shipping import create_shipment, pack_vials, seal, ship, vial_states
 from labels.content import VialLabel
 from labels.payload import vial_uri
 from labels.render import render

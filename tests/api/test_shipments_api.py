@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from custody.models import CustodyEvent
+from custody.ledger import CustodyEvent
 from labels.payload import shipper_uri
 from tests.api.test_labels_api import BASE, NEW_KEY, scan
 from tests.api.test_lots_api import scalar

@@ -6,8 +6,7 @@ import io
 
 import pytest
 
-from custody.shipments import packed, ship
-from custody.vials import vial_states
+from custody.shipping import packed, ship, vial_states
 from lots.accounts import get_user
 from tests.shipping_journey import AFTER_READINGS, PASSWORDS, install_clock, sample, sealed_shipment
 

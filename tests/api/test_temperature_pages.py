@@ -6,9 +6,7 @@ import io
 
 import pytest
 
-from custody.cold_chain import import_readings, shipment_excursions
-from custody.shipments import packed, ship
-from custody.vials import vial_states
+from custody.shipping import import_readings, packed, ship, shipment_excursions, vial_states
 from lots.accounts import get_user
 from tests.api.test_lot_pages import sign_in
 from tests.shipping_journey import AFTER_READINGS, PASSWORDS, install_clock, sample, sealed_shipment

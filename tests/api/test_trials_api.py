@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.demo_trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
-from custody.trial_models import Unblinding
+from custody.trials import Unblinding
 from labels.keys import parse_label_keys
 from labels.payload import subject_uri
 from lots.models import LoginAttempt

@@ -12,7 +12,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 import custody.bedside
-from custody.release import recall
+from custody.manufacturing import recall
 from lots.accounts import get_user
 from lots.base import utcnow
 from tests.bedside_journey import (

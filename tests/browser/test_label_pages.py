@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from app.db import database
 from app.demo import XS228_RESULTS
 from app.keys import label_keys
-from custody.batch_record import create_lot, get_lot, record_step
-from custody.release import Decision, decide, record_result
+from custody.manufacturing import Decision, create_lot, decide, get_lot, record_result, record_step
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user, password_hasher
 from tests.browser.conftest import demo_password

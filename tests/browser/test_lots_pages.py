@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db import database
 from app.demo import XS228_RESULTS
-from custody.batch_record import create_lot, record_step
-from custody.release import record_result
+from custody.manufacturing import create_lot, record_result, record_step
 from lots.accounts import get_site, get_user, password_hasher
 from tests.browser.conftest import demo_password
 from tests.conftest import own_bank

@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session
 from app.db import database
 from app.demo import XS228_RESULTS
 from app.keys import label_keys
-from custody.batch_record import create_lot, get_lot, lot_vials, record_step
-from custody.release import decide, record_result
-from custody.shipments import create_shipment, pack_vials, seal, ship
+from custody.manufacturing import create_lot, decide, get_lot, lot_vials, record_result, record_step
+from custody.shipping import create_shipment, pack_vials, seal, ship
 from labels.content import VialLabel
 from labels.payload import vial_uri
 from labels.render import render

@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app.db import database
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
-from custody.models import CustodyEvent
-from custody.trial_models import Unblinding
-from custody.trials import get_subject
+from custody.ledger import CustodyEvent
+from custody.trials import Unblinding, get_subject
 from lots.accounts import get_user
 from tests.api.test_blinding import forbidden_tokens
 from tests.browser.conftest import demo_password

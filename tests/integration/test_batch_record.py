@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app import demo
-from custody.batch_record import (
+from custody.ledger import CustodyEvent, EventDraft, append_event, chain_events
+from custody.manufacturing import (
     DonorNotEligibleError,
     LotStateError,
     PassageLimitError,
@@ -23,12 +24,10 @@ from custody.batch_record import (
     lot_deviations,
     lot_vials,
     raise_deviation,
+    record_result,
     record_step,
 )
-from custody.ledger import EventDraft, append_event, chain_events
-from custody.models import CustodyEvent
-from custody.release import record_result
-from custody.vials import vial_states
+from custody.shipping import vial_states
 from lots.accounts import get_site, get_user, password_hasher
 from lots.banks import create_bank, create_donor
 from lots.base import utcnow

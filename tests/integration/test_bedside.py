@@ -16,13 +16,10 @@ from custody.bedside import (
     VisitAlreadyGivenError,
     check_at_bedside,
 )
-from custody.cold_chain import import_readings
-from custody.models import CustodyEvent
-from custody.receipt import dispense, store, thaw
-from custody.release import recall
-from custody.trial_models import Administration, Kit
-from custody.trials import enrol_subject
-from custody.vials import vial_states
+from custody.ledger import CustodyEvent
+from custody.manufacturing import recall
+from custody.shipping import dispense, import_readings, store, thaw, vial_states
+from custody.trials import Administration, Kit, enrol_subject
 from labels.payload import vial_uri
 from lots.accounts import get_user
 from lots.base import utcnow

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from custody.bedside import AlreadyAdministeredError
-from custody.models import CustodyEvent
-from custody.trial_models import Administration, BedsideCheck
+from custody.ledger import CustodyEvent
+from custody.trials import Administration, BedsideCheck
 from lots.batch import Vial
 from tests.bedside_journey import administer, check, new_patient, released_lot, vial_code, wristband
 from tests.conftest import own_bank

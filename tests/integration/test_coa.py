@@ -6,8 +6,14 @@ import io
 
 from pypdf import PdfReader
 
-from custody.coa import render_coa
-from custody.release import ExceptionalRequest, current_results, decide, recall, record_result
+from custody.manufacturing import (
+    ExceptionalRequest,
+    current_results,
+    decide,
+    recall,
+    record_result,
+    render_coa,
+)
 from lots.accounts import create_user, get_user
 from lots.base import utcnow
 from tests.integration.test_batch_record import (

@@ -10,18 +10,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.keys import trusted_keys
-from custody.cold_chain import (
+from custody.ledger import chain_events, verify_ledger
+from custody.shipping import (
     ExcursionStateError,
     ReadingsRefusedError,
+    ShipmentStateError,
+    VialHandlingError,
+    create_shipment,
     dispose_excursion,
     import_readings,
+    packed,
     shipment_excursions,
     shipment_readings,
+    store,
+    vial_states,
 )
-from custody.ledger import chain_events, verify_ledger
-from custody.receipt import VialHandlingError, store
-from custody.shipments import ShipmentStateError, create_shipment, packed
-from custody.vials import vial_states
 from lots.accounts import get_user, password_hasher
 from lots.errors import ForbiddenError, InvalidValueError
 from lots.signatures import SignatureRefusedError

@@ -17,9 +17,7 @@ from sqlalchemy import select
 
 from app import demo
 from app.keys import trusted_keys
-from custody.chain import digest
-from custody.ledger import EventDraft, append_event, chain_events, verify_ledger
-from custody.models import ChainHead
+from custody.ledger import ChainHead, EventDraft, append_event, chain_events, digest, verify_ledger
 from lots.accounts import get_user
 
 pytestmark = pytest.mark.postgresql

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from app import demo
 from app.demo_trials import XS228_ALLOCATED_VIAL
-from custody.models import CustodyEvent
-from custody.trial_models import Administration, Arm, Kit, Subject
-from custody.vials import vial_states
+from custody.ledger import CustodyEvent
+from custody.shipping import vial_states
+from custody.trials import Administration, Arm, Kit, Subject
 from lots.accounts import get_user, password_hasher
 from lots.batch import Vial
 

@@ -18,11 +18,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app import demo
-from custody.batch_record import create_lot, record_step
-from custody.models import CustodyEvent
-from custody.release import decide, record_result
-from custody.shipment_models import Handoff, Shipment
-from custody.shipments import create_shipment, pack_vials, packed, seal, ship
+from custody.ledger import CustodyEvent
+from custody.manufacturing import create_lot, decide, record_result, record_step
+from custody.shipping import Handoff, Shipment, create_shipment, pack_vials, packed, seal, ship
 from lots.accounts import create_user, get_site, get_user, password_hasher
 from lots.base import utcnow
 from lots.errors import NotFoundError

@@ -10,7 +10,7 @@ from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from PIL import Image
 from sqlalchemy import func, select
 
-from custody.labelling import LabelPrint, LabelPrintJob
+from custody.manufacturing import LabelPrint, LabelPrintJob
 from labels.keys import parse_label_keys
 from labels.payload import vial_uri
 from lots.accounts import get_user

@@ -17,17 +17,24 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from app.keys import signing_key, trusted_keys
-from custody.chain import Actor, build_body, digest, format_time, link
-from custody.checkpoints import CheckpointClaim, SignedCheckpoint, parse_anchor
 from custody.ledger import (
+    Actor,
+    ChainHead,
+    CheckpointClaim,
+    CustodyEvent,
     EventDraft,
+    SignedCheckpoint,
     append_event,
     append_events,
+    build_body,
     chain_events,
     create_checkpoint,
+    digest,
+    format_time,
+    link,
+    parse_anchor,
     verify_ledger,
 )
-from custody.models import ChainHead, CustodyEvent
 from lots.accounts import get_user
 
 NOON = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)

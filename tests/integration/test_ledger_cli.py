@@ -10,8 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from custody.ledger import EventDraft, append_event
-from custody.models import CustodyEvent
+from custody.ledger import CustodyEvent, EventDraft, append_event
 from lots.accounts import get_user
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import demo
-from custody.trial_models import Administration, Subject
+from custody.trials import Administration, Subject
 from lots.accounts import LoginPolicy, authenticate, create_user, password_hasher, update_user
 from lots.errors import (
     AlreadyExistsError,

@@ -12,26 +12,23 @@ from sqlalchemy.exc import DBAPIError
 
 from app import demo
 from app.keys import trusted_keys
-from custody.batch_record import (
-    LotStateError,
-    close_deviation,
-    get_lot,
-    lot_vials,
-    raise_deviation,
-)
-from custody.ledger import chain_events, verify_ledger
-from custody.models import CustodyEvent
-from custody.release import (
+from custody.ledger import CustodyEvent, chain_events, verify_ledger
+from custody.manufacturing import (
     ExceptionalRequest,
+    LotStateError,
     ReleaseRefusedError,
+    close_deviation,
     current_results,
     decide,
+    get_lot,
     lot_decisions,
     lot_results,
+    lot_vials,
+    raise_deviation,
     recall,
     record_result,
 )
-from custody.vials import vial_states
+from custody.shipping import vial_states
 from lots.accounts import create_user, get_site, get_user
 from lots.banks import create_bank
 from lots.base import utcnow

@@ -12,22 +12,29 @@ import pytest
 from sqlalchemy import func, select
 
 from app.keys import trusted_keys
-from custody.batch_record import create_lot, get_lot
-from custody.handoffs import HandoffRefusedError, record_handoff, scan_handoff, shipment_handoffs
-from custody.ledger import EventDraft, append_event, chain_events, verify_ledger
-from custody.models import CustodyEvent
-from custody.receipt import VialHandlingError, dispense, receive, store, thaw
-from custody.shipment_models import Handoff, Shipment
-from custody.shipments import (
+from custody.ledger import CustodyEvent, EventDraft, append_event, chain_events, verify_ledger
+from custody.manufacturing import create_lot, get_lot
+from custody.shipping import (
+    Handoff,
+    HandoffRefusedError,
+    Shipment,
     ShipmentStateError,
+    VialHandlingError,
     VialNotPackableError,
     create_shipment,
+    dispense,
     pack_vials,
+    receive,
+    record_handoff,
+    scan_handoff,
     seal,
     ship,
+    shipment_handoffs,
+    store,
+    thaw,
     unpack_vials,
+    vial_status,
 )
-from custody.vials import vial_status
 from lots.accounts import create_user, get_site, get_user
 from lots.base import utcnow
 from lots.batch import Vial

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from custody.ledger import EventDraft, append_event
+from custody.shipping import vial_status
 from custody.trace import trace_back, trace_forward
-from custody.vials import vial_status
 from lots.accounts import get_user
 from lots.batch import Lot, Vial
 from lots.errors import InvalidValueError, NotFoundError

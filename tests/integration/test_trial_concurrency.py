@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.demo_trials import SEPSIS_TRIAL
-from custody.trial_models import RandomizationSlot
-from custody.trials import dispense_kit, enrol_subject, get_subject, randomize
+from custody.trials import RandomizationSlot, dispense_kit, enrol_subject, get_subject, randomize
 from lots.accounts import get_user
 
 pytestmark = pytest.mark.postgresql

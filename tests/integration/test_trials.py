@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
-from custody.ledger import chain_events
-from custody.models import CustodyEvent
-from custody.release import recall
-from custody.trial_models import Allocation, Kit, RandomizationSlot
+from custody.ledger import CustodyEvent, chain_events
+from custody.manufacturing import recall
 from custody.trials import (
+    Allocation,
+    Kit,
     NoKitAvailableError,
+    RandomizationSlot,
     TrialStateError,
     UnblindedUserRequiredError,
     VialNotAllocatableError,
@@ -337,7 +338,7 @@ def test_kits_exist_in_the_demo(session):
 
 
 def _eligible_active_kits(session, arm_id):
-    from custody.trials import _pick_kit  # noqa: PLC0415 - the draw itself is under test
+    from custody.trials.protocols import _pick_kit  # noqa: PLC0415 - the draw itself is under test
 
     trial = find_kit(session, SEPSIS_TRIAL, "000001").trial
     return [_pick_kit(session, trial, arm_id, "AMU-SW-PH") for _ in range(40)]

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from custody.bedside_rules import (
+from custody.bedside import (
     BedsideFacts,
     Dose,
     Outcome,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from custody.chain import (
+from custody.ledger import (
     Actor,
     ChainVerifier,
     build_body,

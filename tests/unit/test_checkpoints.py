@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from custody.checkpoints import (
+from custody.ledger import (
     CheckpointClaim,
     key_id,
     load_private_key,

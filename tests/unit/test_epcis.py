@@ -16,7 +16,7 @@ from jsonschema import Draft7Validator
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from custody.epcis import (
+from custody.interop import (
     EventFacts,
     LotId,
     SiteFacts,
@@ -27,7 +27,7 @@ from custody.epcis import (
     shipper_uri,
     vial_uri,
 )
-from custody.temperature import Reading
+from custody.shipping import Reading
 
 # GS1's files live in the shared folder beside the repository, never in it.
 STANDARDS = Path(__file__).resolve().parents[2].parent / "shared" / "standards" / "epcis"

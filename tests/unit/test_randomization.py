@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.randomization import Generator, commitment, generate_list
+from custody.trials import Generator, commitment, generate_list
 
 SEPSIS = [("ARM-ACT", 3), ("ARM-SHAM", 1)]
 

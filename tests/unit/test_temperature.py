@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custody.temperature import (
+from custody.shipping import (
     Excursion,
     ExcursionKind,
     Reading,

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event
-from custody.models import CustodyEvent
+from custody.ledger.append import EventDraft, append_event
+from custody.ledger.models import CustodyEvent
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.errors import InvalidValueError, NotFoundError

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event, append_events
-from custody.shipment_models import Handoff, Shipment, ShipmentStatus
-from custody.shipments import get_shipment, packed
+from custody.shipping.models import Handoff, Shipment, ShipmentStatus
+from custody.shipping.shipments import get_shipment, packed
 from lots.access import Permission, Role, require
 from lots.base import utcnow
 from lots.errors import DomainError

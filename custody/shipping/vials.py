@@ -9,9 +9,9 @@ import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from custody.cold_chain_models import ShipmentExcursion
-from custody.models import CustodyEvent
-from custody.shipment_models import ShipmentVial
+from custody.ledger import CustodyEvent
+from custody.shipping.cold_chain_models import ShipmentExcursion
+from custody.shipping.models import ShipmentVial
 from lots.batch import LotStatus, Vial
 from lots.models import Site
 

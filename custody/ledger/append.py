@@ -15,15 +15,23 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from custody.chain import Actor, Break, ChainVerifier, EventRow, build_body, format_time, link
-from custody.checkpoints import (
+from custody.ledger.chain import (
+    Actor,
+    Break,
+    ChainVerifier,
+    EventRow,
+    build_body,
+    format_time,
+    link,
+)
+from custody.ledger.checkpoints import (
     CheckpointClaim,
     RootBuilder,
     SignedCheckpoint,
     sign,
     signature_is_valid,
 )
-from custody.models import ChainHead, CustodyEvent, LedgerCheckpoint
+from custody.ledger.models import ChainHead, CustodyEvent, LedgerCheckpoint
 from lots.base import utcnow
 from lots.models import Site, User
 

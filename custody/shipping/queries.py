@@ -10,8 +10,8 @@ import orjson
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from custody.models import CustodyEvent
-from custody.shipment_models import Handoff, Shipment, ShipmentVial
+from custody.ledger import CustodyEvent
+from custody.shipping.models import Handoff, Shipment, ShipmentVial
 from lots.access import can_see, sees_all_sites
 from lots.models import User
 

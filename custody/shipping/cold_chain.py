@@ -22,12 +22,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.chain import format_time
-from custody.cold_chain_models import Disposition, ShipmentExcursion, TemperatureReading
-from custody.ledger import EventDraft, append_events
-from custody.shipment_models import Shipment
-from custody.shipments import ShipmentStateError, get_shipment, packed
-from custody.temperature import (
+from custody.ledger import EventDraft, append_events, format_time
+from custody.shipping.cold_chain_models import Disposition, ShipmentExcursion, TemperatureReading
+from custody.shipping.models import Shipment
+from custody.shipping.shipments import ShipmentStateError, get_shipment, packed
+from custody.shipping.temperature import (
     Excursion,
     ExcursionKind,
     Reading,
@@ -35,7 +34,7 @@ from custody.temperature import (
     find_excursions,
     parse_readings,
 )
-from custody.vials import FINAL_STATES, vial_status
+from custody.shipping.vials import FINAL_STATES, vial_status
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.batch import Vial

@@ -25,8 +25,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.orm import Session
 
-from custody.batch_record import deviation_label, lot_deviations
-from custody.release import current_results, lot_decisions, lot_results
+from custody.manufacturing.batch_record import deviation_label, lot_deviations
+from custody.manufacturing.release import current_results, lot_decisions, lot_results
 from lots.banks import lineage
 from lots.base import utcnow
 from lots.batch import CellBank, Lot, LotStatus, QcResult, ReleaseDecision

@@ -20,11 +20,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.chain import canonical_bytes, format_time
-from custody.models import CustodyEvent
-from custody.shipment_models import Shipment
-from custody.trial_models import Administration, Kit, Subject, Trial, TrialSite, Unblinding
-from custody.vials import vial_status
+from custody.ledger import CustodyEvent, canonical_bytes, format_time
+from custody.shipping import Shipment, vial_status
+from custody.trials import Administration, Kit, Subject, Trial, TrialSite, Unblinding
 from lots.banks import lineage
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import NotFoundError

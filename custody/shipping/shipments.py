@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from custody.ledger import EventDraft, append_events
-from custody.shipment_models import Shipment, ShipmentStatus, ShipmentVial
-from custody.vials import vial_states
+from custody.shipping.models import Shipment, ShipmentStatus, ShipmentVial
+from custody.shipping.vials import vial_states
 from labels.payload import has_check_digit, sscc_from
 from lots.access import Permission, require
 from lots.accounts import get_site, get_user

@@ -26,8 +26,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
-from custody.randomization import commitment, generate_list
-from custody.trial_models import (
+from custody.shipping import vial_status
+from custody.trials.blocks import commitment, generate_list
+from custody.trials.models import (
     Allocation,
     Arm,
     ArmProduct,
@@ -39,7 +40,6 @@ from custody.trial_models import (
     Unblinding,
     Visit,
 )
-from custody.vials import vial_status
 from labels.payload import AI82, SUBJECT_SEGMENT, has_check_digit
 from lots.access import Permission, can, require, sees_all_sites
 from lots.accounts import get_site

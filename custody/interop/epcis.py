@@ -66,8 +66,8 @@ from urllib.parse import quote
 
 from biip.checksums import gs1_standard_check_digit
 
-from custody.chain import format_time
-from custody.temperature import Reading
+from custody.ledger import format_time
+from custody.shipping import Reading
 
 GS1_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 DIGITAL_LINK: Final = "https://id.gs1.org"

@@ -14,12 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event, append_events
-from custody.models import CustodyEvent
-from custody.trial_models import Kit, Trial
+from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
 from lots.access import Permission, require
 from lots.banks import get_bank, lineage
 from lots.base import utcnow
@@ -217,26 +215,6 @@ def list_lots(
     if product_code:
         query = query.where(Lot.product_id == get_product(session, product_code).id)
     return session.scalars(query).all()
-
-
-def lot_site_ids(session: Session, lot: Lot, *, blinded: bool = False) -> set[int | None]:
-    """Sites a lot touches: where it was made, its QC lab, and wherever its vials have been.
-
-    With `blinded` (a reader without the unblinded flag), a blinded trial's kit vials do not
-    count: a ward seeing the lot because a kit of it was given there would learn the arm."""
-    statement = select(CustodyEvent.site_id).where(
-        CustodyEvent.chain.startswith(f"vial:{lot.number}-V")
-    )
-    if blinded:
-        kit_chains = (
-            select(literal("vial:") + Vial.serial)
-            .join(Kit, Kit.vial_id == Vial.id)
-            .join(Trial, Trial.id == Kit.trial_id)
-            .where(Vial.lot_id == lot.id, Trial.blinded.is_(True))
-        )
-        statement = statement.where(CustodyEvent.chain.not_in(kit_chains))
-    vial_sites = session.scalars(statement.distinct())
-    return {lot.site_id, lot.qc_site_id, *vial_sites}
 
 
 def lot_vials(session: Session, lot: Lot) -> Sequence[Vial]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
-from custody.batch_record import lot_site_ids
-from custody.trial_models import Kit, Trial
-from custody.vials import vial_states
+from custody.ledger import CustodyEvent
+from custody.shipping import vial_states
+from custody.trials.models import Kit, Trial
 from lots.batch import Lot, Vial
 from lots.models import User
 
@@ -79,3 +79,23 @@ def reader_states(session: Session, user: User, vials: Sequence[Vial]) -> dict[s
         vial.serial: BLINDED_KIT_STATE if vial.id in hidden else states[vial.serial]
         for vial in vials
     }
+
+
+def lot_site_ids(session: Session, lot: Lot, *, blinded: bool = False) -> set[int | None]:
+    """Sites a lot touches: where it was made, its QC lab, and wherever its vials have been.
+
+    With `blinded` (a reader without the unblinded flag), a blinded trial's kit vials do not
+    count: a ward seeing the lot because a kit of it was given there would learn the arm."""
+    statement = select(CustodyEvent.site_id).where(
+        CustodyEvent.chain.startswith(f"vial:{lot.number}-V")
+    )
+    if blinded:
+        kit_chains = (
+            select(literal("vial:") + Vial.serial)
+            .join(Kit, Kit.vial_id == Vial.id)
+            .join(Trial, Trial.id == Kit.trial_id)
+            .where(Vial.lot_id == lot.id, Trial.blinded.is_(True))
+        )
+        statement = statement.where(CustodyEvent.chain.not_in(kit_chains))
+    vial_sites = session.scalars(statement.distinct())
+    return {lot.site_id, lot.qc_site_id, *vial_sites}

@@ -6,57 +6,26 @@ Lives in custody/ because each print job is a ledger event on the lot's chain.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from custody.batch_record import get_lot, lot_vials
 from custody.ledger import EventDraft, append_event
+from custody.manufacturing.batch_record import get_lot, lot_vials
+from custody.manufacturing.models import LabelPrint, LabelPrintJob
 from labels.keys import LabelKey
 from labels.payload import vial_uri
 from labels.render import Format, Layout, Progress, VialLabel, media_type, render
 from lots.access import Permission, require
-from lots.base import Base, utcnow
+from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import DomainError, InvalidValueError
 from lots.models import User
 
 PRINTABLE = frozenset({LotStatus.QUARANTINE, LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_RELEASED})
 SINGLE_LABEL_FORMATS = frozenset({Format.PNG, Format.SVG})
-
-
-class LabelPrintJob(Base):
-    """One rendering of labels for printing: who, when, which format, and why, if a reprint."""
-
-    __tablename__ = "label_print_jobs"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
-    format: Mapped[str] = mapped_column(String(8))
-    layout: Mapped[str | None] = mapped_column(String(8))
-    dpi: Mapped[int] = mapped_column(Integer)
-    label_count: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str | None] = mapped_column(Text)
-    quarantined: Mapped[bool]
-    printed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    printed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    event_hash: Mapped[str] = mapped_column(String(64))
-
-    printed_by: Mapped[User] = relationship()
-
-
-class LabelPrint(Base):
-    """One label of one vial; a reprint names the label it replaces (which was destroyed)."""
-
-    __tablename__ = "label_prints"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("label_print_jobs.id"), index=True)
-    vial_id: Mapped[int] = mapped_column(ForeignKey("vials.id"), index=True)
-    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("label_prints.id"), unique=True)
 
 
 class LotNotPrintableError(DomainError):

@@ -11,13 +11,12 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from custody.cold_chain import judge_shipment
-from custody.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
-from custody.ledger import EventDraft, append_event, append_events
-from custody.models import CustodyEvent
-from custody.shipment_models import Receipt, Shipment, ShipmentStatus, ShipmentVial
-from custody.shipments import get_shipment, packed
-from custody.vials import STATE_AFTER, vial_status
+from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
+from custody.shipping.cold_chain import judge_shipment
+from custody.shipping.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
+from custody.shipping.models import Receipt, Shipment, ShipmentStatus, ShipmentVial
+from custody.shipping.shipments import get_shipment, packed
+from custody.shipping.vials import STATE_AFTER, vial_status
 from lots.access import Permission, require
 from lots.accounts import get_site
 from lots.base import utcnow

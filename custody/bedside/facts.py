@@ -18,11 +18,10 @@ import orjson
 from sqlalchemy import Result, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from custody.bedside_rules import BedsideFacts, Dose, VialEvent, excipients_of
-from custody.cold_chain_models import ShipmentExcursion
-from custody.models import CustodyEvent
-from custody.shipment_models import Shipment, ShipmentVial
-from custody.trial_models import (
+from custody.bedside.rules import BedsideFacts, Dose, VialEvent, excipients_of
+from custody.ledger import CustodyEvent
+from custody.shipping import STATE_AFTER, Shipment, ShipmentExcursion, ShipmentVial
+from custody.trials import (
     Administration,
     Allocation,
     Arm,
@@ -32,9 +31,9 @@ from custody.trial_models import (
     Trial,
     TrialSite,
     Visit,
+    kit_expiry,
+    packaging_lot_status,
 )
-from custody.trials import kit_expiry, packaging_lot_status
-from custody.vials import STATE_AFTER
 from lots.batch import Lot, LotStatus, ReleaseDecision, Vial
 from lots.models import Product, ProductVersion, Site, User
 

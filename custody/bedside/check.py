@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.bedside_facts import (
+from custody.bedside.facts import (
     Gathered,
     ScannedSubject,
     ScannedVial,
@@ -27,20 +27,9 @@ from custody.bedside_facts import (
     vial_by_kit_label,
     vial_by_serial,
 )
-from custody.bedside_rules import (
-    BedsideFacts,
-    Outcome,
-    Verdict,
-    judge,
-)
-from custody.ledger import EventDraft, append_event, append_events
-from custody.models import ChainHead
-from custody.trial_models import (
-    Administration,
-    BedsideCheck,
-    Subject,
-    TrialSite,
-)
+from custody.bedside.rules import BedsideFacts, Outcome, Verdict, judge
+from custody.ledger import ChainHead, EventDraft, append_event, append_events
+from custody.trials import Administration, BedsideCheck, Subject, TrialSite
 from labels.keys import LabelKey
 from labels.resolution import Authentication, Kind, Resolution
 from labels.resolve import resolve

@@ -13,7 +13,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from custody.batch_record import (
+from custody.ledger import EventDraft, append_event, append_events
+from custody.manufacturing.batch_record import (
     CLOCK_SKEW,
     LotStateError,
     deviation_label,
@@ -21,7 +22,6 @@ from custody.batch_record import (
     lot_deviations,
     manufacturers,
 )
-from custody.ledger import EventDraft, append_event, append_events
 from lots.access import Permission, require
 from lots.banks import descendants, get_bank, get_donor
 from lots.base import utcnow

@@ -25,11 +25,9 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from custody.cold_chain_models import TemperatureReading
-from custody.epcis import EventFacts, LotId, SiteFacts, VialId, epcis_document
-from custody.models import CustodyEvent
-from custody.shipment_models import Shipment, ShipmentVial
-from custody.temperature import Reading
+from custody.interop.epcis import EventFacts, LotId, SiteFacts, VialId, epcis_document
+from custody.ledger import CustodyEvent
+from custody.shipping import Reading, Shipment, ShipmentVial, TemperatureReading
 from lots.base import utcnow
 from lots.batch import Lot, Vial
 from lots.errors import InvalidValueError, NotFoundError

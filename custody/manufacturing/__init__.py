@@ -1,0 +1,76 @@
+"""Manufacturing and batch release: lots commissioned from a cell bank, the signed batch record
+and deviations, QC results against the specification, QA release, rejection and recall, label
+printing and reconciliation, and the certificate of analysis."""
+
+from __future__ import annotations
+
+from custody.manufacturing.batch_record import (
+    MAX_VIALS,
+    DonorNotEligibleError,
+    LotStateError,
+    PassageLimitError,
+    Severity,
+    Step,
+    close_deviation,
+    create_lot,
+    deviation_label,
+    get_lot,
+    list_lots,
+    lot_deviations,
+    lot_vials,
+    raise_deviation,
+    record_step,
+)
+from custody.manufacturing.coa import render_coa
+from custody.manufacturing.labelling import (
+    PRINTABLE,
+    lot_print_jobs,
+    print_labels,
+    reconcile,
+)
+from custody.manufacturing.models import LabelPrint, LabelPrintJob
+from custody.manufacturing.release import (
+    Decision,
+    ExceptionalRequest,
+    ReleaseRefusedError,
+    current_results,
+    decide,
+    lot_decisions,
+    lot_results,
+    recall,
+    record_result,
+)
+
+__all__ = [
+    "MAX_VIALS",
+    "PRINTABLE",
+    "Decision",
+    "DonorNotEligibleError",
+    "ExceptionalRequest",
+    "LabelPrint",
+    "LabelPrintJob",
+    "LotStateError",
+    "PassageLimitError",
+    "ReleaseRefusedError",
+    "Severity",
+    "Step",
+    "close_deviation",
+    "create_lot",
+    "current_results",
+    "decide",
+    "deviation_label",
+    "get_lot",
+    "list_lots",
+    "lot_decisions",
+    "lot_deviations",
+    "lot_print_jobs",
+    "lot_results",
+    "lot_vials",
+    "print_labels",
+    "raise_deviation",
+    "recall",
+    "reconcile",
+    "record_result",
+    "record_step",
+    "render_coa",
+]
