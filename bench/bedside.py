@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
-from app.demo_trials import XS228_TRIAL  # noqa: E402
+from app.demo.trials import XS228_TRIAL  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from bench.ledger import _drop_secondary_indexes, plain_dsn, recreate_database, say  # noqa: E402
 from bench.lots import release  # noqa: E402

@@ -122,11 +122,13 @@ def released_lot(sessions: sessionmaker[Session], number: str, vials: int) -> li
 def shipped(sessions: sessionmaker[Session], serials: list[str]) -> str:
     """A shipper packed with these vials, sealed and handed to the first courier (services)."""
     with sessions() as session, session.begin():
-        maker = get_user(session, "manufacturing")
-        shipment = create_shipment(session, maker, to_site_code="SYSU3-PH", hold_time_hours=72)
-        pack_vials(session, maker, shipment.sscc, serials)
-        seal(session, maker, shipment.sscc, f"SEAL-{shipment.sscc[-8:]}")
-        ship(session, maker, shipment.sscc, COURIERS[0])
+        maker, now = get_user(session, "manufacturing"), utcnow()
+        shipment = create_shipment(
+            session, maker, to_site_code="SYSU3-PH", hold_time_hours=72, now=now
+        )
+        pack_vials(session, maker, shipment.sscc, serials, now=now)
+        seal(session, maker, shipment.sscc, f"SEAL-{shipment.sscc[-8:]}", now=now)
+        ship(session, maker, shipment.sscc, COURIERS[0], now=now)
         return shipment.sscc
 
 

@@ -23,6 +23,7 @@ from lots.errors import (
     NotFoundError,
     TooManyAttemptsError,
 )
+from lots.local_time import is_time_zone
 from lots.models import ApiToken, LoginAttempt, Site, SiteKind, User
 
 TOKEN_PREFIX = "ct_"  # noqa: S105 - a visible prefix, so leaked tokens are recognisable
@@ -53,16 +54,21 @@ def create_site(
     code: str,
     name: str,
     kind: str,
+    time_zone: str,
     gln: str | None = None,
 ) -> Site:
-    """Register a site."""
+    """Register a site, with the IANA time zone its local dates are judged in."""
     if kind not in set(SiteKind):
         raise InvalidValueError("kind", f"{kind!r} is not a site kind.")
+    if not is_time_zone(time_zone):
+        raise InvalidValueError(
+            "time_zone", f"{time_zone!r} is not an IANA time zone (e.g. Asia/Shanghai)."
+        )
     if session.scalar(select(Site.id).where(Site.code == code)) is not None:
         raise AlreadyExistsError("site", code)
     if gln is not None and session.scalar(select(Site.id).where(Site.gln == gln)) is not None:
         raise AlreadyExistsError("site with GLN", gln)
-    site = Site(code=code, name=name, kind=kind, gln=gln)
+    site = Site(code=code, name=name, kind=kind, gln=gln, time_zone=time_zone)
     session.add(site)
     session.flush()
     record_change(
@@ -72,7 +78,7 @@ def create_site(
         entity_type="site",
         entity_key=code,
         old=None,
-        new={"code": code, "name": name, "kind": kind, "gln": gln},
+        new={"code": code, "name": name, "kind": kind, "gln": gln, "time_zone": time_zone},
     )
     return site
 

@@ -44,6 +44,9 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
     gln: Mapped[str | None] = mapped_column(String(13), unique=True)
+    # IANA zone name (e.g. Asia/Shanghai): dates such as expiry and visit days are judged in
+    # the local calendar of the site where the check happens.
+    time_zone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

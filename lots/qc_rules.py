@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from lots.local_time import local_date
 from lots.models import Criterion
 from lots.rules import describe_criterion, plain_decimal
 
@@ -209,6 +210,7 @@ def _shown(result: CurrentResult) -> str:
     return f"{value}{unit}"
 
 
-def expiry_date(manufacture_end: dt.datetime, shelf_life_days: int) -> dt.date:
-    """The last day of use: the manufacture date plus the shelf life."""
-    return manufacture_end.astimezone(dt.UTC).date() + dt.timedelta(days=shelf_life_days)
+def expiry_date(manufacture_end: dt.datetime, shelf_life_days: int, time_zone: str) -> dt.date:
+    """The last day of use: the manufacture date at the manufacturing site (in its time
+    zone) plus the shelf life."""
+    return local_date(manufacture_end, time_zone) + dt.timedelta(days=shelf_life_days)

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app import clock
 from app.api.schemas import Number, StrictSchema
 from app.auth import hasher, require_user, requires
 from app.db import get_session
@@ -134,6 +135,7 @@ class BedsideChecks(MethodView):
             base=current_app.config["PUBLIC_URL"],
             keys=label_keys(),
             validity=go_validity(),
+            now=clock.now(),
         )
         return check_fields(bedside, None)
 
@@ -179,6 +181,7 @@ class Administrations(MethodView):
             administered_at=administered_at.astimezone(dt.UTC) if administered_at else None,
             base=current_app.config["PUBLIC_URL"],
             keys=label_keys(),
+            now=clock.now(),
             remote_addr=request.remote_addr or "unknown",
         )
         return administration_fields(administration)

@@ -3,8 +3,8 @@ administration) and Provenance (a ledger event and its signatures), as applicati
 
 Site-scoped like the vial and shipment endpoints: another site's record is a 404. A reader
 without the `unblinded` flag sees a blinded trial's kit vial as the blinded product under
-its kit id only (see custody/fhir.py); by serial it is unknown (404), and no Provenance of
-its chain's events is shown (custody/blinding.py), nor any unblinding.
+its kit id only (see custody/interop/fhir.py); by serial it is unknown (404), and no Provenance of
+its chain's events is shown (custody/trials/blinding.py), nor any unblinding.
 """
 
 from __future__ import annotations

@@ -377,7 +377,7 @@ def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[s
         or not can_see(user, visible_lot_site_ids(session, user, vial.lot))
     ):
         # A vial of a site the user may not see, or a blinded kit's vial to a blinded user
-        # (custody/blinding.py), reads exactly like one that does not exist.
+        # (custody/trials/blinding.py), reads exactly like one that does not exist.
         identifier = f"a vial, shipment or subject {serial}" if typed else f"vial {serial}"
         return _answer(resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=identifier))
     lot = vial.lot

@@ -99,6 +99,13 @@ class SiteSchema(StrictSchema):
     code = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
     name = fields.String(required=True, validate=validate.Length(1, 200))
     kind = fields.String(required=True, validate=validate.OneOf([kind.value for kind in SiteKind]))
+    time_zone = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={
+            "description": "IANA time zone, e.g. Asia/Shanghai: local dates are judged in it"
+        },
+    )
     gln = fields.String(
         load_default=None,
         allow_none=True,

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app import clock
 from app.api.shipment_schemas import (
     DispenseSchema,
     HandledVialSchema,
@@ -40,10 +41,10 @@ from app.db import get_session
 from app.writes import write
 from custody.shipping import (
     Shipment,
-    can_see_shipment,
     create_shipment,
     dispense,
     find_shipment,
+    get_visible_shipment,
     pack_vials,
     packed,
     packed_counts,
@@ -62,7 +63,6 @@ from custody.shipping import (
 )
 from custody.trials import reader_states
 from lots.access import Permission
-from lots.base import utcnow
 from lots.batch import Vial
 from lots.errors import NotFoundError
 from lots.models import User
@@ -97,7 +97,7 @@ class Shipments(MethodView):
         """Open a shipment from your site: a dry shipper with its SSCC, logger and hold time."""
         session = get_session()
         shipment = create_shipment(
-            session, require_user(), to_site_code=data.pop("to_site"), **data
+            session, require_user(), to_site_code=data.pop("to_site"), **data, now=clock.now()
         )
         return _detail(session, shipment)
 
@@ -109,7 +109,7 @@ class ShipmentBySscc(MethodView):
     def get(self, sscc: str) -> dict[str, Any]:
         """One shipment: custodian, seal, limits, packed vials, handoffs, refusals, receipt."""
         session = get_session()
-        return _detail(session, _visible(session, require_user(), sscc))
+        return _detail(session, get_visible_shipment(session, require_user(), sscc))
 
 
 @blp.route("/shipments/<sscc>/vials")
@@ -122,7 +122,8 @@ class ShipmentVials(MethodView):
         """Pack scanned vials: in-stock vials of released lots made here; each refusal named."""
         session, user = get_session(), require_user()
         _managed(session, user, sscc)
-        return _detail(session, pack_vials(session, user, sscc, data["serials"]))
+        shipment = pack_vials(session, user, sscc, data["serials"], now=clock.now())
+        return _detail(session, shipment)
 
     @requires(Permission.SHIPMENTS_MANAGE)
     @write
@@ -154,7 +155,8 @@ class ShipmentSeal(MethodView):
         """Close the shipper with a numbered seal; an empty shipper is refused."""
         session, user = get_session(), require_user()
         _managed(session, user, sscc)
-        return _detail(session, seal(session, user, sscc, data["seal_number"]))
+        shipment = seal(session, user, sscc, data["seal_number"], now=clock.now())
+        return _detail(session, shipment)
 
 
 @blp.route("/shipments/<sscc>/ship")
@@ -167,7 +169,8 @@ class ShipmentShip(MethodView):
         """Hand the sealed shipper to the first courier: its vials are in transit."""
         session, user = get_session(), require_user()
         _managed(session, user, sscc)
-        return _detail(session, ship(session, user, sscc, data["courier"]))
+        shipment = ship(session, user, sscc, data["courier"], now=clock.now())
+        return _detail(session, shipment)
 
 
 @blp.route("/shipments/<sscc>/handoffs")
@@ -177,7 +180,7 @@ class ShipmentHandoffs(MethodView):
     def get(self, sscc: str) -> list[dict[str, Any]]:
         """The shipper's handoffs in order."""
         session = get_session()
-        shipment = _visible(session, require_user(), sscc)
+        shipment = get_visible_shipment(session, require_user(), sscc)
         return [handoff_fields(sscc, handoff) for handoff in shipment_handoffs(session, shipment)]
 
     @requires(Permission.SHIPMENTS_HANDOFF)
@@ -193,7 +196,7 @@ class ShipmentHandoffs(MethodView):
         same scan again answers 200 with the first handoff.
         """
         # Whoever has the shipper in hand may scan it: no visibility check, the chain decides.
-        now = utcnow()
+        now = clock.now()
         occurred_at = data["occurred_at"] or now
         scanned = scan_handoff(
             get_session(),
@@ -228,6 +231,7 @@ class ShipmentReceipt(MethodView):
             giver_username=data["giver"],
             password=data["password"],
             remote_addr=_remote(),
+            now=clock.now(),
         )
         return receipt_fields(sscc, receipt)
 
@@ -241,7 +245,7 @@ class VialStorage(MethodView):
     def post(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """Store received vials at your site (freezer and position)."""
         session = get_session()
-        store(session, require_user(), data["serials"], location=data["location"])
+        store(session, require_user(), data["serials"], location=data["location"], now=clock.now())
         return _handled(session, data["serials"])
 
 
@@ -254,7 +258,7 @@ class VialDispensing(MethodView):
     def post(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """Send stored vials to a ward of the hospital."""
         session = get_session()
-        dispense(session, require_user(), data["serials"], ward_code=data["ward"])
+        dispense(session, require_user(), data["serials"], ward_code=data["ward"], now=clock.now())
         return _handled(session, data["serials"])
 
 
@@ -267,21 +271,15 @@ class VialThaw(MethodView):
     def post(self, data: dict[str, Any], serial: str) -> dict[str, Any]:
         """Thaw a stored or dispensed vial: the post-thaw clock starts."""
         session = get_session()
-        thawed_at = (data["occurred_at"] or utcnow()).astimezone(dt.UTC)
-        use_by = thaw(session, require_user(), serial, occurred_at=thawed_at)
+        now = clock.now()
+        thawed_at = (data["occurred_at"] or now).astimezone(dt.UTC)
+        use_by = thaw(session, require_user(), serial, occurred_at=thawed_at, now=now)
         (handled,) = _handled(session, [serial])
         return {
             **handled,
             "thawed_at": thawed_at,
             "use_by": None if use_by == thawed_at else use_by,
         }
-
-
-def _visible(session: Session, user: User, sscc: str) -> Shipment:
-    shipment = find_shipment(session, sscc)
-    if shipment is None or not can_see_shipment(session, user, shipment):
-        raise NotFoundError(SHIPMENT, sscc)
-    return shipment
 
 
 def _managed(session: Session, user: User, sscc: str) -> None:
@@ -295,7 +293,8 @@ def _managed(session: Session, user: User, sscc: str) -> None:
 def _unpack(data: dict[str, Any], sscc: str) -> dict[str, Any]:
     session, user = get_session(), require_user()
     _managed(session, user, sscc)
-    return _detail(session, unpack_vials(session, user, sscc, data["serials"]))
+    shipment = unpack_vials(session, user, sscc, data["serials"], now=clock.now())
+    return _detail(session, shipment)
 
 
 def _handled(session: Session, serials: Sequence[str]) -> list[dict[str, Any]]:
@@ -311,7 +310,7 @@ def _handled(session: Session, serials: Sequence[str]) -> list[dict[str, Any]]:
 
 def _detail(session: Session, shipment: Shipment) -> dict[str, Any]:
     rows = packed(session, shipment)
-    # A blinded reader sees a blinded kit's vial without its state (custody/blinding.py).
+    # A blinded reader sees a blinded kit's vial without its state (custody/trials/blinding.py).
     states = reader_states(session, require_user(), [row.vial for row in rows])
     receipt = receipt_of(session, shipment)
     return {

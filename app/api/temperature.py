@@ -8,8 +8,8 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates
-from sqlalchemy.orm import Session
 
+from app import clock
 from app.api.schemas import Number, StrictSchema
 from app.auth import hasher, require_user, requires
 from app.db import get_session
@@ -18,11 +18,9 @@ from custody.shipping import (
     Disposition,
     ImportResult,
     ReadingsError,
-    Shipment,
     ShipmentExcursion,
-    can_see_shipment,
     dispose_excursion,
-    find_shipment,
+    get_visible_shipment,
     import_readings,
     judged_window,
     parse_zone,
@@ -32,9 +30,7 @@ from custody.shipping import (
 )
 from lots.access import Permission
 from lots.errors import DomainError, NotFoundError
-from lots.models import User
 
-SHIPMENT = "shipment with SSCC"
 TABLE_TYPES = frozenset({"text/csv", "text/plain", "text/tab-separated-values"})
 
 blp = Blueprint(
@@ -185,7 +181,7 @@ class Temperatures(MethodView):
     def get(self, sscc: str) -> dict[str, Any]:
         """The shipper's readings in time order, its storage limit and its excursions."""
         session = get_session()
-        shipment = _visible(session, require_user(), sscc)
+        shipment = get_visible_shipment(session, require_user(), sscc)
         start, end = judged_window(shipment)
         return {
             "sscc": shipment.sscc,
@@ -207,7 +203,7 @@ class Temperatures(MethodView):
         """Attach a logger file; excursions found quarantine the shipper's vials until QA
         decides. Re-sending a file adds nothing (200); a bad line is a 422 naming it."""
         session, user = get_session(), require_user()
-        _visible(session, user, sscc)
+        get_visible_shipment(session, user, sscc)
         content, filename = _upload()
         zone = query.get("timezone")
         result = import_readings(
@@ -218,6 +214,7 @@ class Temperatures(MethodView):
             filename=filename,
             timezone=parse_zone(zone) if zone else None,
             day_first=query.get("day_first"),
+            now=clock.now(),
         )
         return _result(result), 201 if result.added else 200
 
@@ -231,7 +228,7 @@ class ExcursionDisposition(MethodView):
     def post(self, data: dict[str, Any], sscc: str, excursion_id: int) -> ShipmentExcursion:
         """QA's signed decision: "use" lifts the quarantine, "destroy" destroys the vials."""
         session, user = get_session(), require_user()
-        _visible(session, user, sscc)
+        get_visible_shipment(session, user, sscc)
         if excursion_id > 2**31 - 1:
             raise NotFoundError("excursion", f"{excursion_id} of shipper {sscc}")
         return dispose_excursion(
@@ -241,15 +238,9 @@ class ExcursionDisposition(MethodView):
             sscc,
             excursion_id,
             remote_addr=request.remote_addr or "unknown",
+            now=clock.now(),
             **data,
         )
-
-
-def _visible(session: Session, user: User, sscc: str) -> Shipment:
-    shipment = find_shipment(session, sscc)
-    if shipment is None or not can_see_shipment(session, user, shipment):
-        raise NotFoundError(SHIPMENT, sscc)
-    return shipment
 
 
 def _upload() -> tuple[bytes, str | None]:

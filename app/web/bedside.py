@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError, fields, validate
 
+from app import clock
 from app.api.bedside import MAX_SCAN, check_fields, go_validity
 from app.auth import hasher
 from app.db import get_session
@@ -17,7 +18,6 @@ from app.web.lots import _messages, _PageForm
 from app.writes import write
 from custody.bedside import administration_of, check_at_bedside, get_check, record_administration
 from lots.access import Permission, can
-from lots.base import utcnow
 from lots.errors import DomainError
 from lots.models import User
 
@@ -81,6 +81,7 @@ def bedside_check(user: User) -> Any:
         base=current_app.config["PUBLIC_URL"],
         keys=label_keys(),
         validity=go_validity(),
+        now=clock.now(),
     )
     return redirect(url_for("web.bedside_result", reference=check.reference), 303)
 
@@ -115,6 +116,7 @@ def bedside_confirm(user: User, reference: str) -> Any:
             dose_cells=data["dose_cells"],
             base=current_app.config["PUBLIC_URL"],
             keys=label_keys(),
+            now=clock.now(),
             remote_addr=request.remote_addr or "unknown",
         )
     except DomainError as error:
@@ -145,7 +147,7 @@ def _result_page(user: User, reference: str, values: dict[str, Any], errors: lis
         user=user,
         check=check_fields(check, administration.id if administration else None),
         administration=administration,
-        expired=utcnow() > check.expires_at,
+        expired=clock.now() > check.expires_at,
         may_administer=can(user, Permission.ADMINISTER),
         route=route,
         values=values,

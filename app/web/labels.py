@@ -30,6 +30,7 @@ from lots.access import Permission, can_see
 from lots.base import utcnow
 from lots.batch import Lot, Vial
 from lots.errors import DomainError, NotFoundError
+from lots.local_time import local_date
 from lots.models import Site, User
 
 PRINT_FORMATS = (Format.PDF, Format.ZPL)
@@ -171,7 +172,7 @@ def vial(user: User, serial: str) -> str:
         actors=actors,
         sites=sites,
         labels=_vial_labels(db, found),
-        today=utcnow().date(),
+        today=local_date(utcnow(), user.site.time_zone),
     )
 
 

@@ -47,6 +47,7 @@ from lots.access import Permission, can, can_see, sees_all_sites
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, QcResult
 from lots.errors import DomainError
+from lots.local_time import local_date
 from lots.models import SpecificationLine, User
 from lots.products import list_products
 from lots.qc_rules import Conformance
@@ -164,7 +165,7 @@ def lots(user: User) -> str:
         status=status,
         product=product,
         products=products,
-        today=utcnow().date(),
+        today=local_date(utcnow(), user.site.time_zone),
     )
 
 
@@ -302,7 +303,7 @@ def _render_lot(user: User, found: Lot, state: PageState) -> str:
         can_close=can(user, Permission.DEVIATIONS_CLOSE),
         entry=_entry_values(rows, state),
         correction=_correction_values(rows, state),
-        today=utcnow().date(),
+        today=local_date(utcnow(), user.site.time_zone),
         release_meaning=RELEASE_MEANING,
         reject_meaning=REJECT_MEANING,
         labels=reconcile(db, found),

@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.api.labels import (
     MAX_SCAN_CHARS,
     _answer,
@@ -41,6 +42,8 @@ from custody.shipping import (
     ShipmentVial,
     can_see_shipment,
     find_shipment,
+    get_visible_shipment,
+    may_take_custody,
     packed,
     packed_counts,
     receipt_of,
@@ -54,7 +57,6 @@ from custody.trials import reader_states
 from labels.resolution import Kind, Problem
 from labels.resolve import resolve
 from lots.access import Permission, can
-from lots.base import utcnow
 from lots.batch import Vial
 from lots.errors import DomainError, NotFoundError
 from lots.models import Site, User
@@ -220,15 +222,17 @@ def take_custody(user: User, sscc: str) -> Any:
     code = posted.get("code") or sscc
     try:
         form = CustodyForm().load(request.form.to_dict())
+        now = clock.now()
         record_handoff(
             db,
             hasher(),
             user,
             shipment.sscc,
             giver_username=form["giver"],
-            occurred_at=utcnow(),
+            occurred_at=now,
             password=form["password"],
             remote_addr=request.remote_addr or "unknown",
+            now=now,
         )
     except ValidationError as error:
         state = PageState("custody", posted, _messages(error))
@@ -245,7 +249,7 @@ def take_custody(user: User, sscc: str) -> Any:
 def receipt_step(user: User, sscc: str) -> Any:
     """The receipt step: scan each vial (or accept the manifest) and enter the seal."""
     db = get_session()
-    shipment = _visible_shipment(db, user, sscc)
+    shipment = get_visible_shipment(db, user, sscc)
     if not shipper_view(db, user, shipment).may_receive:
         return redirect(url_for("web.scan", code=shipment.sscc), 303)
     return _receipt_page(user, shipment, PageState())
@@ -257,7 +261,7 @@ def receipt_step(user: User, sscc: str) -> Any:
 def receive_shipment(user: User, sscc: str) -> Any:
     """Receive the shipper: check its seal and reconcile the vials against the manifest."""
     db = get_session()
-    shipment = _visible_shipment(db, user, sscc)
+    shipment = get_visible_shipment(db, user, sscc)
     posted = request.form.to_dict()
     try:
         form = ReceiptForm().load(posted)
@@ -270,6 +274,7 @@ def receive_shipment(user: User, sscc: str) -> Any:
             seal_number=form["seal"],
             serials=serials,
             remote_addr=request.remote_addr or "unknown",
+            now=clock.now(),
         )
     except ValidationError as error:
         return _receipt_page(user, shipment, PageState("receipt", posted, _messages(error))), 422
@@ -308,7 +313,7 @@ def shipments(user: User) -> str:
 def shipment(user: User, sscc: str) -> str:
     """One shipment: route, custody, seal, limits, vials, handoffs, receipt and ledger."""
     db = get_session()
-    found = _visible_shipment(db, user, sscc)
+    found = get_visible_shipment(db, user, sscc)
     rows = packed(db, found)
     events = chain_events(db, found.chain)
     actor_ids = {event.actor_user_id for event in events if event.actor_user_id}
@@ -331,20 +336,16 @@ def shipment(user: User, sscc: str) -> str:
 
 def shipper_view(db: Session, user: User, found: Shipment) -> ShipperView:
     """The facts and the actions a shipment offers this user now."""
+    now = clock.now()
     yours = found.custodian_id == user.id
     in_transit = found.status == ShipmentStatus.IN_TRANSIT
     at_destination = found.to_site_id == user.site_id
-    may_take = (
-        in_transit
-        and not yours
-        and can(user, Permission.SHIPMENTS_HANDOFF)
-        # A pharmacist takes custody only of shippers addressed to the pharmacy.
-        and (user.role != "pharmacist" or at_destination)
-    )
+    # The handoff's own rule decides (the pharmacist's destination, the holder, the status).
+    may_take = can(user, Permission.SHIPMENTS_HANDOFF) and may_take_custody(found, user, now=now)
     hold_until = None
     if found.sealed_at is not None:
         hold_until = found.sealed_at + dt.timedelta(hours=found.hold_time_hours)
-    ended = found.received_at or utcnow()
+    ended = found.received_at or now
     return ShipperView(
         shipment=found,
         vials=packed_counts(db, [found])[found.id],
@@ -439,14 +440,6 @@ def _serials(text: str | None) -> list[str]:
     if problems:
         raise ValidationError(problems, "vials")
     return serials
-
-
-def _visible_shipment(db: Session, user: User, sscc: str) -> Shipment:
-    found = find_shipment(db, sscc)
-    if found is None or not can_see_shipment(db, user, found):
-        # 404, never 403: a shipment the user may not see does not exist for them.
-        raise NotFoundError("shipment with SSCC", sscc)
-    return found
 
 
 def _scannable_shipment(db: Session, user: User, sscc: str) -> Shipment:

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Response, redirect, render_template, request, url_for
 from marshmallow import ValidationError, fields, validate
 
+from app import clock
 from app.auth import current_user, hasher
 from app.db import get_session
 from app.web import bp, signed_in
@@ -32,9 +33,8 @@ from custody.shipping import (
     Shipment,
     ShipmentExcursion,
     TemperatureReading,
-    can_see_shipment,
     dispose_excursion,
-    find_shipment,
+    get_visible_shipment,
     import_readings,
     judged_window,
     parse_zone,
@@ -123,7 +123,7 @@ def celsius(value: Decimal | None) -> str:
 def temperature_chart(user: User, sscc: str) -> Response:
     """The shipper's temperature curve, its storage limit and its excursions, as SVG."""
     db = get_session()
-    found = _visible(user, sscc)
+    found = get_visible_shipment(db, user, sscc)
     svg = render_chart(
         shipment_readings(db, found),
         limit=found.storage_limit_c,
@@ -139,7 +139,7 @@ def temperature_chart(user: User, sscc: str) -> Response:
 def temperature_upload(user: User, sscc: str) -> Any:
     """Attach a logger file from the page; back to the shipment, or the refusal."""
     db = get_session()
-    found = _visible(user, sscc)
+    found = get_visible_shipment(db, user, sscc)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _refusal(found, "Choose the logger's export file to upload.", 422)
@@ -152,6 +152,7 @@ def temperature_upload(user: User, sscc: str) -> Any:
             upload.read(),
             filename=upload.filename,
             timezone=parse_zone(zone) if zone else None,
+            now=clock.now(),
         )
     except ReadingsError as error:
         return _refusal(found, str(error), 422)
@@ -167,7 +168,7 @@ def temperature_upload(user: User, sscc: str) -> Any:
 def excursion_disposition(user: User, sscc: str, excursion_id: int) -> Any:
     """QA's signed decision on an excursion, from the shipment page."""
     db = get_session()
-    found = _visible(user, sscc)
+    found = get_visible_shipment(db, user, sscc)
     excursion = next((e for e in shipment_excursions(db, found) if e.id == excursion_id), None)
     if excursion is None:
         raise NotFoundError("excursion", f"{excursion_id} of shipper {sscc}")
@@ -185,6 +186,7 @@ def excursion_disposition(user: User, sscc: str, excursion_id: int) -> Any:
             password=form["password"],
             meaning=form["meaning"],
             remote_addr=request.remote_addr or "unknown",
+            now=clock.now(),
         )
     except ValidationError as error:
         return _excursion_page(user, found, excursion, posted, _messages(error)), 422
@@ -322,14 +324,6 @@ def _half_interval(readings: Sequence[TemperatureReading]) -> dt.timedelta:
     times = sorted({reading.at for reading in readings})
     gaps = [later - earlier for earlier, later in pairwise(times)]
     return statistics.median(gaps) / 2 if gaps else dt.timedelta(minutes=5)
-
-
-def _visible(user: User, sscc: str) -> Shipment:
-    db = get_session()
-    found = find_shipment(db, sscc)
-    if found is None or not can_see_shipment(db, user, found):
-        raise NotFoundError("shipment with SSCC", sscc)
-    return found
 
 
 def _keep(error: DomainError) -> None:

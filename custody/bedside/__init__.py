@@ -3,17 +3,15 @@ the pure rules that judge them GO or NO-GO, and the two-person record of the dos
 
 from __future__ import annotations
 
-from custody.bedside.check import (
-    DEFAULT_VALIDITY,
+from custody.bedside.administration import (
     AdministrationRefusedError,
     AlreadyAdministeredError,
     VisitAlreadyGivenError,
     administration_of,
-    check_at_bedside,
     get_administration,
-    get_check,
     record_administration,
 )
+from custody.bedside.check import DEFAULT_VALIDITY, check_at_bedside, get_check
 from custody.bedside.rules import (
     BedsideFacts,
     Dose,

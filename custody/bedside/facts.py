@@ -266,6 +266,7 @@ def gather(
         # At the bedside: the checker's own site, or the subject's ward.
         places=frozenset({user.site.code, subject.site_code}),
         check_site=user.site.code,
+        time_zone=user.site.time_zone,
         post_thaw_window_minutes=thaw_window,
         dose=_dose(vial, subject, blinded=blinded),
         randomized=subject.arm_id is not None,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
+from lots.local_time import local_date
+
 # The tolerance of a vial's cell count against the protocol's dose (the release
 # specification accepts 9-11 × 10^6 cells per 10 × 10^6 vial: ±10 %).
 DOSE_TOLERANCE: Final = Decimal("0.10")
@@ -113,6 +115,9 @@ class BedsideFacts:
     """
 
     now: dt.datetime
+    # The IANA zone of the site where the check happens: expiry and visit days are judged in
+    # its calendar (a date-only expiry is usable through the end of that day there).
+    time_zone: str = "UTC"
     vial_problem: str | None = None
     wristband_problem: str | None = None
     # The subject is in a blinded trial (or a blinded kit was scanned): no sentence but the
@@ -288,10 +293,10 @@ def _expiry(facts: BedsideFacts) -> Check:
     lot = _lot(facts)
     if facts.expires_on is None:
         return Check("expiry", False, f"The expiry date of {lot} is not recorded.")
-    if facts.expires_on < facts.now.date():
+    if facts.expires_on < local_date(facts.now, facts.time_zone):
         return Check("expiry", False, f"{_cap(lot)} expired on {facts.expires_on.isoformat()}.")
     planned = facts.now + facts.validity
-    if facts.expires_on < planned.date():
+    if facts.expires_on < local_date(planned, facts.time_zone):
         return Check(
             "expiry",
             False,
@@ -466,7 +471,7 @@ def _visit_window(facts: BedsideFacts) -> Check:
             facts.visit_window_problem or f"{visit}'s dosing window is not known.",
         )
     earliest, latest = facts.visit_window
-    today = facts.now.date()
+    today = local_date(facts.now, facts.time_zone)
     if not earliest <= today <= latest:
         return Check(
             "visit_window",

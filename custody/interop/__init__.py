@@ -17,7 +17,6 @@ from custody.interop.epcis import (
 from custody.interop.epcis_export import export_epcis
 from custody.interop.fhir import (
     biologically_derived_product,
-    chain_provenance_events,
     dispense_site_ids,
     event_is_hidden,
     event_site_ids,
@@ -27,9 +26,8 @@ from custody.interop.fhir import (
     product_dispense,
     product_site_ids,
     product_status,
-    provenance,
-    provenance_bundle,
 )
+from custody.interop.fhir_provenance import chain_provenance_events, provenance, provenance_bundle
 
 __all__ = [
     "EventFacts",

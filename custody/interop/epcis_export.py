@@ -202,7 +202,7 @@ def _context(session: Session, stored: Sequence[_Stored]) -> _Context:
 
 def _sites(session: Session) -> dict[str, SiteFacts]:
     return {
-        site.code: SiteFacts(site.code, site.name, site.kind, site.gln)
+        site.code: SiteFacts(site.code, site.name, site.kind, site.gln, site.time_zone)
         for site in session.scalars(select(Site))
     }
 

@@ -1,5 +1,5 @@
 """FHIR R5 views of the record: BiologicallyDerivedProduct (a vial), BiologicallyDerivedProduct-
-Dispense (an administration) and Provenance (a ledger event with its signatures).
+Dispense (an administration), the lookups behind them and every record's sites.
 
 Blinding: for a reader without the `unblinded` flag a blinded trial's kit vial is the
 trial's blinded product under its kit number: no serial, lot, bank, donor, cell count,
@@ -9,10 +9,8 @@ Unblindings and trial-chain events are not shown to such a reader at all.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +18,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.ledger import CustodyEvent, canonical_bytes, format_time
+from custody.ledger import CustodyEvent, format_time
 from custody.shipping import Shipment, vial_status
 from custody.trials import Administration, Kit, Subject, Trial, TrialSite, Unblinding
 from lots.banks import lineage
@@ -30,26 +28,10 @@ from lots.models import Site, User
 
 GTIN_SYSTEM = "https://www.gs1.org/gtin"
 GLN_SYSTEM = "https://www.gs1.org/gln"
-SSCC_SYSTEM = "https://www.gs1.org/sscc"
 URI_SYSTEM = "urn:ietf:rfc:3986"
 CATEGORY_SYSTEM = "http://hl7.org/fhir/product-category"
 STATUS_SYSTEM = "http://hl7.org/fhir/biologicallyderived-product-status"
-AGENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-ENTITY_ROLE_REVISION = "revision"
-ASTM_E1762 = "urn:iso-astm:E1762-95:2013"
 UCUM = "http://unitsofmeasure.org"
-
-# ASTM E1762-95 signature types (the FHIR signature-type value set).
-AUTHOR = ("1.2.840.10065.1.12.1.1", "Author's Signature")
-VALIDATION = ("1.2.840.10065.1.12.1.6", "Validation Signature")
-EVENT_WITNESS = ("1.2.840.10065.1.12.1.9", "Event Witness Signature")
-# QA's decisions validate a record; everything else is signed by the one who did it, except
-# a second person's confirmation, which witnesses the event.
-VALIDATING_EVENTS = frozenset(
-    {"RELEASED", "EXCEPTIONALLY_RELEASED", "REJECTED", "RECALLED", "EXCURSION_DISPOSITIONED"}
-)
-AGENT_TYPES = {AUTHOR: "performer", VALIDATION: "verifier", EVENT_WITNESS: "attester"}
-CUSTODY_EVENTS = frozenset({"HANDED_OFF", "RECEIVED"})
 # Vial states in which the product can still be used (the lot permitting).
 USABLE_STATES = frozenset(
     {"in_stock", "packed", "in_transit", "received", "stored", "dispensed", "thawed"}
@@ -58,7 +40,6 @@ USABLE_LOT_STATUSES = frozenset({LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_REL
 # The dispense value set has no "administered": `issued` is the product handed over for use.
 DISPENSE_STATUS = "issued"
 KIT_ID = re.compile(r"^kit-(?P<trial>.+)--(?P<number>[^-].*)$")
-SIGNATURE_KEYS = frozenset({"user", "name", "meaning", "signed_at"})
 
 
 def product_status(state: str, lot_status: str, expires_on: dt.date, today: dt.date) -> str:
@@ -161,7 +142,7 @@ def biologically_derived_product(
             *([_kit_identifier(base, kit)] if kit is not None else []),
         ],
         "biologicalSourceEvent": {"system": f"{base}/lots", "value": lot.number},
-        "processingFacility": [_site_reference(lot.site)],
+        "processingFacility": [site_reference(lot.site)],
         "division": f"{vial.position:04d}",
         "productStatus": {"system": STATUS_SYSTEM, "code": status},
         "expirationDate": f"{lot.expires_on.isoformat()}T23:59:59Z",
@@ -212,14 +193,14 @@ def product_dispense(
             {"system": f"{base}/ledger/events", "value": administration.event_hash},
         ],
         "status": DISPENSE_STATUS,
-        "product": _product_reference(vial, kit, hidden=hidden),
-        "patient": _patient_reference(base, administration.subject),
+        "product": product_reference(vial, kit, hidden=hidden),
+        "patient": patient_reference(base, administration.subject),
         "performer": [
             _performer(base, administration.administered_by, "Administered by"),
             _performer(base, administration.witness, "Witnessed by (second person)"),
         ],
         "whenHandedOver": format_time(administration.administered_at),
-        "destination": _site_reference(administration.site, "Location"),
+        "destination": site_reference(administration.site, "Location"),
     }
     if not hidden:
         # Dose and volume can tell an active kit from a control: only unblinded readers.
@@ -278,6 +259,50 @@ def event_site_ids(session: Session, event: CustodyEvent) -> set[int | None]:
     return sites
 
 
+def person_reference(base: str, username: str, name: str) -> dict[str, Any]:
+    """A user as the Practitioner who did or signed something."""
+    return {
+        "type": "Practitioner",
+        "identifier": {"system": f"{base}/users", "value": username},
+        "display": name,
+    }
+
+
+def patient_reference(base: str, subject: Subject) -> dict[str, Any]:
+    """A trial subject as the Patient, by trial and subject code (never a name)."""
+    protocol = subject.trial.protocol_id
+    return {
+        "type": "Patient",
+        "identifier": {"system": f"{base}/trials/{protocol}/subjects", "value": subject.code},
+        "display": f"Subject {subject.code} ({protocol})",
+    }
+
+
+def product_reference(vial: Vial, kit: Kit | None, *, hidden: bool) -> dict[str, Any]:
+    """A vial, or its kit, as a BiologicallyDerivedProduct reference; a hidden kit names
+    no serial."""
+    if kit is not None:
+        display = f"Kit {kit.number} ({kit.trial.protocol_id})"
+        if not hidden:
+            display += f", vial {vial.serial}"
+        return {
+            "reference": f"BiologicallyDerivedProduct/{kit_resource_id(kit)}",
+            "display": display,
+        }
+    return {
+        "reference": f"BiologicallyDerivedProduct/{_fhir_id(vial.serial)}",
+        "display": f"Vial {vial.serial}",
+    }
+
+
+def site_reference(site: Site, kind: str = "Organization") -> dict[str, Any]:
+    """A site as an Organization (or Location), by its GLN when it has one."""
+    reference: dict[str, Any] = {"type": kind, "display": site.name}
+    if site.gln:
+        reference["identifier"] = {"system": GLN_SYSTEM, "value": site.gln}
+    return reference
+
+
 def _subject_sites(session: Session, protocol: str, code: str) -> set[int | None]:
     """A subject's ward and the pharmacy serving it."""
     subject = session.scalar(
@@ -295,199 +320,10 @@ def _subject_sites(session: Session, protocol: str, code: str) -> set[int | None
     return {subject.site_id, *pharmacies}
 
 
-def provenance(
-    session: Session, event: CustodyEvent, *, base: str, blinded: bool
-) -> dict[str, Any]:
-    """A ledger event as an R5 Provenance: who did and signed what, when, and after what."""
-    body = orjson.loads(event.body)
-    payload: Mapping[str, Any] = body["payload"]
-    target, patient = _targets(session, event, base=base, blinded=blinded)
-    signatures = [
-        (manifestation, _signature_type(event.event_type, key, index))
-        for index, (key, manifestation) in enumerate(_manifestations(payload))
-    ]
-    resource: dict[str, Any] = {
-        "resourceType": "Provenance",
-        "id": event.hash,
-        "target": target,
-        "occurredDateTime": body["occurred_at"],
-        "recorded": body["recorded_at"],
-        "activity": {"text": event.event_type},
-        "agent": _agents(base, event, body, signatures),
-    }
-    if patient is not None:
-        resource["patient"] = patient
-    if event.site_id is not None:
-        site = session.get_one(Site, event.site_id)
-        resource["location"] = _site_reference(site, "Location")
-    if signatures:
-        resource["signature"] = [
-            _signature(base, event, manifestation, kind) for manifestation, kind in signatures
-        ]
-    if event.prev_hash is not None:
-        resource["entity"] = [
-            {
-                "role": ENTITY_ROLE_REVISION,
-                "what": {
-                    "reference": f"Provenance/{event.prev_hash}",
-                    "display": "The previous event of the same chain",
-                },
-            }
-        ]
-    return resource
-
-
-def provenance_bundle(
-    session: Session, events: Sequence[CustodyEvent], *, base: str, blinded: bool
-) -> dict[str, Any]:
-    """A searchset Bundle of Provenance resources."""
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(events),
-        "entry": [
-            {
-                "fullUrl": f"{base}/api/v1/fhir/Provenance/{event.hash}",
-                "resource": provenance(session, event, base=base, blinded=blinded),
-                "search": {"mode": "match"},
-            }
-            for event in events
-        ],
-    }
-
-
-def chain_provenance_events(session: Session, vial: Vial) -> list[CustodyEvent]:
-    """The events of a vial's chain, in order."""
-    return list(
-        session.scalars(
-            select(CustodyEvent).where(CustodyEvent.chain == vial.chain).order_by(CustodyEvent.seq)
-        )
-    )
-
-
-def _targets(
-    session: Session, event: CustodyEvent, *, base: str, blinded: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    kind, _, key = event.chain.partition(":")
-    targets: list[dict[str, Any]] = []
-    patient = None
-    if kind == "vial":
-        vial = session.scalar(select(Vial).where(Vial.serial == key))
-        if vial is not None:
-            kit = session.scalar(select(Kit).where(Kit.vial_id == vial.id))
-            targets.append(_product_reference(vial, kit, hidden=is_hidden(kit, blinded=blinded)))
-    elif kind == "lot":
-        targets.append(
-            {"identifier": {"system": f"{base}/lots", "value": key}, "display": f"Lot {key}"}
-        )
-    elif kind == "shipment":
-        targets.append(
-            {"identifier": {"system": SSCC_SYSTEM, "value": key}, "display": f"Shipper {key}"}
-        )
-    administration = session.scalar(
-        select(Administration).where(Administration.event_hash == event.hash)
-    )
-    if administration is not None:
-        targets.append({"reference": f"BiologicallyDerivedProductDispense/{administration.id}"})
-        patient = _patient_reference(base, administration.subject)
-    if not targets:
-        targets.append({"display": event.chain})
-    return targets, patient
-
-
-def _manifestations(payload: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """Every signature manifestation in a payload, at its top level or in a list."""
-    for key, value in payload.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if isinstance(item, Mapping) and item.keys() >= SIGNATURE_KEYS:
-                yield key, item
-
-
-def _signature_type(event_type: str, key: str, index: int) -> tuple[str, str]:
-    if event_type in VALIDATING_EVENTS:
-        return VALIDATION
-    if index > 0 or "witness" in key:
-        return EVENT_WITNESS
-    return AUTHOR
-
-
-def _agents(
-    base: str,
-    event: CustodyEvent,
-    body: Mapping[str, Any],
-    signatures: Sequence[tuple[Mapping[str, Any], tuple[str, str]]],
-) -> list[dict[str, Any]]:
-    agents = []
-    signers = set()
-    for manifestation, kind in signatures:
-        code = "custodian" if event.event_type in CUSTODY_EVENTS else AGENT_TYPES[kind]
-        agents.append(_agent(base, code, manifestation["user"], manifestation["name"]))
-        signers.add(manifestation["user"])
-    actor = body.get("actor")
-    if actor is not None and actor["user"] not in signers:
-        agents.append(_agent(base, "enterer", actor["user"], actor["name"]))
-    if not agents:
-        agents.append({"type": _agent_type("assembler"), "who": {"display": "celltrail"}})
-    return agents
-
-
-def _agent(base: str, code: str, username: str, name: str) -> dict[str, Any]:
-    return {"type": _agent_type(code), "who": _person(base, username, name)}
-
-
-def _agent_type(code: str) -> dict[str, Any]:
-    return {"coding": [{"system": AGENT_TYPE_SYSTEM, "code": code}]}
-
-
-def _signature(
-    base: str, event: CustodyEvent, manifestation: Mapping[str, Any], kind: tuple[str, str]
-) -> dict[str, Any]:
-    # The data is the manifestation exactly as it was hashed into the event (RFC 8785).
-    data = base64.b64encode(canonical_bytes(dict(manifestation))).decode()
-    return {
-        "type": [{"system": ASTM_E1762, "code": kind[0], "display": kind[1]}],
-        "when": manifestation["signed_at"],
-        "who": _person(base, manifestation["user"], manifestation["name"]),
-        "targetFormat": "application/json",
-        "sigFormat": "application/json",
-        "data": data,
-    }
-
-
-def _person(base: str, username: str, name: str) -> dict[str, Any]:
-    return {
-        "type": "Practitioner",
-        "identifier": {"system": f"{base}/users", "value": username},
-        "display": name,
-    }
-
-
 def _performer(base: str, user: User, function: str) -> dict[str, Any]:
-    return {"function": {"text": function}, "actor": _person(base, user.username, user.full_name)}
-
-
-def _patient_reference(base: str, subject: Subject) -> dict[str, Any]:
-    protocol = subject.trial.protocol_id
     return {
-        "type": "Patient",
-        "identifier": {"system": f"{base}/trials/{protocol}/subjects", "value": subject.code},
-        "display": f"Subject {subject.code} ({protocol})",
-    }
-
-
-def _product_reference(vial: Vial, kit: Kit | None, *, hidden: bool) -> dict[str, Any]:
-    if kit is not None:
-        display = f"Kit {kit.number} ({kit.trial.protocol_id})"
-        if not hidden:
-            display += f", vial {vial.serial}"
-        return {
-            "reference": f"BiologicallyDerivedProduct/{kit_resource_id(kit)}",
-            "display": display,
-        }
-    return {
-        "reference": f"BiologicallyDerivedProduct/{_fhir_id(vial.serial)}",
-        "display": f"Vial {vial.serial}",
+        "function": {"text": function},
+        "actor": person_reference(base, user.username, user.full_name),
     }
 
 
@@ -509,13 +345,6 @@ def _bank_reference(base: str, lot: Lot) -> dict[str, Any]:
         "identifier": {"system": f"{base}/banks", "value": bank.code},
         "display": f"Cell bank {bank.code} ({bank.kind.replace('_', ' ')})",
     }
-
-
-def _site_reference(site: Site, kind: str = "Organization") -> dict[str, Any]:
-    reference: dict[str, Any] = {"type": kind, "display": site.name}
-    if site.gln:
-        reference["identifier"] = {"system": GLN_SYSTEM, "value": site.gln}
-    return reference
 
 
 def _digital_link(base: str, lot: Lot, vial: Vial) -> str:

@@ -3,17 +3,7 @@ checkpoints. The bottom layer of custody: every other capability writes events t
 
 from __future__ import annotations
 
-from custody.ledger.append import (
-    EventDraft,
-    VerificationReport,
-    append_event,
-    append_events,
-    chain_events,
-    checkpoint_anchor,
-    create_checkpoint,
-    settle_ledger,
-    verify_ledger,
-)
+from custody.ledger.append import EventDraft, append_event, append_events, chain_events
 from custody.ledger.chain import (
     Actor,
     ChainVerifier,
@@ -38,6 +28,13 @@ from custody.ledger.checkpoints import (
 from custody.ledger.errors import CheckpointKeyMissingError
 from custody.ledger.models import ChainHead, CustodyEvent
 from custody.ledger.observations import record_observation
+from custody.ledger.verify import (
+    VerificationReport,
+    checkpoint_anchor,
+    create_checkpoint,
+    settle_ledger,
+    verify_ledger,
+)
 
 __all__ = [
     "Actor",

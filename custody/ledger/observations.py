@@ -15,10 +15,9 @@ from lots.access import Permission, require
 from lots.base import utcnow
 from lots.errors import InvalidValueError, NotFoundError
 from lots.models import Product, Site, User
+from lots.time_rules import is_in_the_future
 
 INSPECTED = "INSPECTED"
-# A device clock may run a little ahead of the server's; more than this is a wrong clock.
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def _site_exists(session: Session, key: str) -> bool:
@@ -54,7 +53,7 @@ def record_observation(
         raise InvalidValueError("chain", f"celltrail has no subjects of kind {kind!r}.")
     if not exists(session, key):
         raise NotFoundError(kind, key)
-    if occurred_at > (now or utcnow()) + CLOCK_SKEW:
+    if is_in_the_future(occurred_at, now or utcnow()):
         raise InvalidValueError("occurred_at", "The time of the observation is in the future.")
     return append_event(
         session,

@@ -29,16 +29,14 @@ from custody.manufacturing.labelling import (
     reconcile,
 )
 from custody.manufacturing.models import LabelPrint, LabelPrintJob
+from custody.manufacturing.qc import current_results, lot_results, record_result
 from custody.manufacturing.release import (
     Decision,
     ExceptionalRequest,
     ReleaseRefusedError,
-    current_results,
     decide,
     lot_decisions,
-    lot_results,
     recall,
-    record_result,
 )
 
 __all__ = [

@@ -27,11 +27,11 @@ from lots.models import Site, SiteKind, User
 from lots.products import get_product
 from lots.qc_rules import expiry_date
 from lots.signatures import sign
+from lots.time_rules import is_in_the_future
 
 # GS1 AI 10/21 allow 20 characters; "-V0001" takes 6 of the serial's, so a lot number has 14.
 LOT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,13}$")
 MAX_VIALS = 9999
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class Step(enum.StrEnum):
@@ -118,7 +118,7 @@ def create_lot(
         raise InvalidValueError("vials_filled", f"A lot fills 1 to {MAX_VIALS} vials.")
     if manufacture_end < manufacture_start:
         raise InvalidValueError("manufacture_end", "Manufacture ends before it starts.")
-    if manufacture_end > now + CLOCK_SKEW:
+    if is_in_the_future(manufacture_end, now):
         raise InvalidValueError("manufacture_end", "The end of manufacture is in the future.")
     if qc_site is not None and qc_site.kind != SiteKind.QC_LAB:
         raise InvalidValueError("qc_site", f"{qc_site.code} is not a QC laboratory.")
@@ -147,7 +147,7 @@ def create_lot(
         qc_site=qc_site,
         manufacture_start=manufacture_start,
         manufacture_end=manufacture_end,
-        expires_on=expiry_date(manufacture_end, version.shelf_life_days),
+        expires_on=expiry_date(manufacture_end, version.shelf_life_days, user.site.time_zone),
         vials_filled=vials_filled,
         cells_per_vial=cells_per_vial,
         volume_ml=volume_ml,
@@ -245,7 +245,7 @@ def record_step(
     details = dict(details or {})
     if step not in set(Step):
         raise InvalidValueError("step", f"{step!r} is not a process step.")
-    if occurred_at > now + CLOCK_SKEW:
+    if is_in_the_future(occurred_at, now):
         raise InvalidValueError("occurred_at", "The step's time is in the future.")
     lot = get_lot(session, lot_number, for_update=True)
     if lot.status != LotStatus.IN_PROCESS:

@@ -26,7 +26,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy.orm import Session
 
 from custody.manufacturing.batch_record import deviation_label, lot_deviations
-from custody.manufacturing.release import current_results, lot_decisions, lot_results
+from custody.manufacturing.qc import current_results, lot_results
+from custody.manufacturing.release import lot_decisions
 from lots.banks import lineage
 from lots.base import utcnow
 from lots.batch import CellBank, Lot, LotStatus, QcResult, ReleaseDecision

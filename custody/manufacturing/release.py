@@ -1,5 +1,4 @@
-"""QC results against the specification, and QA's signed decisions: release, exceptional
-release, reject, recall."""
+"""QA's signed decisions on a lot: release, exceptional release, reject, recall."""
 
 from __future__ import annotations
 
@@ -7,39 +6,29 @@ import datetime as dt
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event, append_events
 from custody.manufacturing.batch_record import (
-    CLOCK_SKEW,
     LotStateError,
     deviation_label,
     get_lot,
     lot_deviations,
     manufacturers,
 )
+from custody.manufacturing.qc import as_line, current_results
 from lots.access import Permission, require
 from lots.banks import descendants, get_bank, get_donor
 from lots.base import utcnow
-from lots.batch import CellBank, Lot, LotStatus, QcResult, ReleaseDecision
+from lots.batch import CellBank, Lot, LotStatus, ReleaseDecision
 from lots.errors import DomainError, InvalidValueError, NotFoundError
-from lots.models import SpecificationLine, User
-from lots.qc_rules import (
-    CurrentResult,
-    Line,
-    ReleaseFacts,
-    ResultRefusedError,
-    judge,
-    release_blockers,
-)
+from lots.local_time import local_date
+from lots.models import User
+from lots.qc_rules import CurrentResult, ReleaseFacts, release_blockers
 from lots.signatures import sign
-
-# qc_results.numeric_value is NUMERIC(24, 8): PostgreSQL refuses 10**16 and beyond.
-NUMERIC_LIMIT = Decimal(10) ** 16
 
 
 class Decision(enum.StrEnum):
@@ -75,122 +64,6 @@ class ExceptionalRequest:
     physician_name: str
     request_reference: str
     risk_evaluation: str
-
-
-def as_line(line: SpecificationLine) -> Line:
-    """The judging parts of a stored specification line."""
-    return Line(
-        test=line.test,
-        unit=line.unit,
-        criterion=line.criterion,
-        lower=line.lower,
-        lower_inclusive=line.lower_inclusive,
-        upper=line.upper,
-        upper_inclusive=line.upper_inclusive,
-        expected=line.expected,
-    )
-
-
-def record_result(
-    session: Session,
-    user: User,
-    lot_number: str,
-    *,
-    test: str,
-    value: str,
-    unit: str | None,
-    method: str | None,
-    tested_at: dt.datetime,
-    supersedes: int | None = None,
-    reason: str | None = None,
-    now: dt.datetime | None = None,
-) -> QcResult:
-    """Record a QC result against the specification the lot was made under.
-
-    A result is never edited: a correction names the result it supersedes, with a reason.
-    """
-    require(user, Permission.QC_RESULTS_WRITE)
-    now = now or utcnow()
-    lot = get_lot(session, lot_number, for_update=True)
-    if lot.status not in (LotStatus.IN_PROCESS, LotStatus.QUARANTINE):
-        raise LotStateError(
-            f"Lot {lot.number} is {lot.status.replace('_', ' ')}; its QC results are closed.",
-            lot=lot.number,
-            status=lot.status,
-        )
-    if tested_at > now + CLOCK_SKEW:
-        raise InvalidValueError("tested_at", "The time of the test is in the future.")
-    line = next((line for line in lot.product_version.specification if line.test == test), None)
-    if line is None:
-        raise InvalidValueError(
-            "test",
-            f"{test!r} is not in the specification of {lot.product.code} "
-            f"v{lot.product_version.version}.",
-        )
-    previous = _superseded(session, lot, line, supersedes, reason)
-    try:
-        judgement = judge(as_line(line), value, unit)
-    except ResultRefusedError as error:
-        raise InvalidValueError(error.field, str(error)) from error
-    if judgement.numeric is not None and abs(judgement.numeric) >= NUMERIC_LIMIT:
-        raise InvalidValueError("value", f"{line.test}: {value} is too large to record.")
-    result = QcResult(
-        lot_id=lot.id,
-        line=line,
-        value=value.strip(),
-        numeric_value=judgement.numeric,
-        unit=unit,
-        method=method or line.method,
-        conformance=judgement.conformance,
-        analyst=user,
-        tested_at=tested_at,
-        recorded_at=now,
-        supersedes_id=previous.id if previous else None,
-        supersede_reason=reason if previous else None,
-        event_hash="",
-    )
-    event = append_event(
-        session,
-        EventDraft(
-            lot.chain,
-            "QC_RESULT_RECORDED",
-            tested_at,
-            {
-                "lot": lot.number,
-                "test": line.test,
-                "value": result.value,
-                "unit": unit,
-                "method": result.method,
-                "acceptance": as_line(line).describe(),
-                "conformance": judgement.conformance.value,
-                "supersedes": previous.id if previous else None,
-                "reason": reason if previous else None,
-            },
-            user,
-            user.site,
-        ),
-    )
-    result.event_hash = event.hash
-    session.add(result)
-    session.flush()
-    return result
-
-
-def lot_results(session: Session, lot: Lot) -> Sequence[QcResult]:
-    """Every result of the lot, superseded ones included, oldest first."""
-    return session.scalars(
-        select(QcResult)
-        .where(QcResult.lot_id == lot.id)
-        .order_by(QcResult.id)
-        .options(selectinload(QcResult.line), selectinload(QcResult.analyst))
-    ).all()
-
-
-def current_results(session: Session, lot: Lot) -> dict[str, QcResult]:
-    """The result in force per test: the one no other result supersedes."""
-    results = lot_results(session, lot)
-    replaced = {result.supersedes_id for result in results if result.supersedes_id}
-    return {result.line.test: result for result in results if result.id not in replaced}
 
 
 def decide(
@@ -232,7 +105,7 @@ def decide(
         blockers = release_blockers(
             release_facts(session, lot),
             user.username,
-            today or utcnow().date(),
+            today or local_date(utcnow(), user.site.time_zone),
             exceptional=decision == Decision.EXCEPTIONAL_RELEASE,
         )
         if blockers:
@@ -363,27 +236,6 @@ def lot_decisions(session: Session, lot: Lot) -> Sequence[ReleaseDecision]:
     return session.scalars(
         select(ReleaseDecision).where(ReleaseDecision.lot_id == lot.id).order_by(ReleaseDecision.id)
     ).all()
-
-
-def _superseded(
-    session: Session, lot: Lot, line: SpecificationLine, supersedes: int | None, reason: str | None
-) -> QcResult | None:
-    current = current_results(session, lot).get(line.test)
-    if supersedes is None:
-        if current is not None:
-            raise InvalidValueError(
-                "supersedes",
-                f"{line.test} already has a result (#{current.id}); a correction names the "
-                "result it supersedes and the reason.",
-            )
-        return None
-    if not reason:
-        raise InvalidValueError("reason", "A correction states why it supersedes a result.")
-    if current is None or current.id != supersedes:
-        raise InvalidValueError(
-            "supersedes", f"Result #{supersedes} is not the current {line.test} result of the lot."
-        )
-    return current
 
 
 def _lots_in_scope(session: Session, scope: str, code: str) -> list[Lot]:

@@ -22,6 +22,7 @@ from custody.shipping.cold_chain_models import Disposition, ShipmentExcursion, T
 from custody.shipping.handoffs import (
     SIGNING_SITE_KINDS,
     HandoffRefusedError,
+    may_take_custody,
     record_handoff,
     scan_handoff,
     shipment_handoffs,
@@ -30,11 +31,13 @@ from custody.shipping.models import Handoff, Receipt, Shipment, ShipmentStatus, 
 from custody.shipping.queries import (
     can_see_shipment,
     find_shipment,
+    get_visible_shipment,
     packed_counts,
     refused_handoffs,
     visible_shipments,
 )
 from custody.shipping.receipt import VialHandlingError, dispense, receipt_of, receive, store, thaw
+from custody.shipping.rules import HandoffFacts, handoff_refusal
 from custody.shipping.shipments import (
     ShipmentStateError,
     VialNotPackableError,
@@ -76,6 +79,7 @@ __all__ = [
     "ExcursionKind",
     "ExcursionStateError",
     "Handoff",
+    "HandoffFacts",
     "HandoffRefusedError",
     "ImportResult",
     "Reading",
@@ -97,8 +101,11 @@ __all__ = [
     "dispose_excursion",
     "find_excursions",
     "find_shipment",
+    "get_visible_shipment",
+    "handoff_refusal",
     "import_readings",
     "judged_window",
+    "may_take_custody",
     "pack_vials",
     "packed",
     "packed_counts",

@@ -36,14 +36,12 @@ from custody.shipping.temperature import (
 )
 from custody.shipping.vials import FINAL_STATES, vial_status
 from lots.access import Permission, require
-from lots.base import utcnow
 from lots.batch import Vial
 from lots.errors import DomainError, InvalidValueError, NotFoundError
 from lots.models import Site, User
 from lots.signatures import sign
+from lots.time_rules import is_in_the_future
 
-# A logger's clock may run a little ahead of the server's; beyond this a reading is refused.
-CLOCK_SKEW: Final = dt.timedelta(minutes=5)
 # The name readings go under when neither the file nor the shipment names the logger.
 UNNAMED_LOGGER: Final = "unnamed"
 LOGGER_ID_LENGTH: Final = 40
@@ -91,13 +89,12 @@ def import_readings(
     content: bytes | str,
     *,
     filename: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     timezone: dt.tzinfo | None = None,
     day_first: bool | None = None,
 ) -> ImportResult:
     """Attach a logger file's readings to a sealed shipment and record new excursions."""
     require(user, Permission.TEMPERATURE_IMPORT)
-    now = now or utcnow()
     shipment = get_shipment(session, sscc, for_update=True)
     if shipment.sealed_at is None:
         raise ShipmentStateError(
@@ -121,11 +118,10 @@ def import_readings(
 
 
 def judge_shipment(
-    session: Session, user: User, shipment: Shipment, now: dt.datetime | None = None
+    session: Session, user: User, shipment: Shipment, *, now: dt.datetime
 ) -> list[ShipmentExcursion]:
     """Record what the readings on file and the clock show now: at receipt, a shipper that
     took longer than its validated hold time is an excursion even if no logger file came."""
-    now = now or utcnow()
     return _record_excursions(session, user, shipment, _judge(session, shipment, now), now)
 
 
@@ -141,7 +137,7 @@ def dispose_excursion(
     password: str,
     meaning: str | None = None,
     remote_addr: str = "unknown",
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> ShipmentExcursion:
     """QA's signed decision on an excursion: use the shipper's vials, or destroy them."""
     require(user, Permission.EXCURSIONS_DISPOSE)
@@ -164,7 +160,6 @@ def dispose_excursion(
             excursion=excursion.id,
         )
     default = USE_MEANING if decision == Disposition.USE else DESTROY_MEANING
-    now = now or utcnow()
     signature = sign(
         session,
         hasher,
@@ -260,7 +255,7 @@ def _checked(reading: Reading, shipment: Shipment, now: dt.datetime) -> Reading:
         )
     if len(logger_id) > LOGGER_ID_LENGTH:
         raise ReadingsRefusedError(f"The logger id {logger_id[:50]!r} is over 40 characters.")
-    if reading.at > now + CLOCK_SKEW:
+    if is_in_the_future(reading.at, now):
         raise ReadingsRefusedError(
             f"The reading at {moment} is in the future: check the logger's clock or time zone."
         )

@@ -12,16 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event, append_events
-from custody.shipping.models import Handoff, Shipment, ShipmentStatus
+from custody.shipping.models import Handoff, Shipment
+from custody.shipping.rules import HandoffFacts, handoff_refusal
 from custody.shipping.shipments import get_shipment, packed
-from lots.access import Permission, Role, require
-from lots.base import utcnow
+from lots.access import Permission, require
 from lots.errors import DomainError
 from lots.models import User
 from lots.signatures import sign
 
-# Device clocks drift: a handoff may look up to this much older than the one before it.
-CLOCK_SKEW = dt.timedelta(minutes=2)
 # A scan submitted this long after it was made was captured offline: accepted, flagged late.
 LATE_AFTER = dt.timedelta(minutes=5)
 # The same giver and taker again within this window is the scanner firing twice.
@@ -55,7 +53,7 @@ def record_handoff(
     occurred_at: dt.datetime,
     password: str | None = None,
     remote_addr: str = "unknown",
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> Handoff:
     """The taker scanned the shipper and named the giver: custody of every vial moves.
 
@@ -85,11 +83,10 @@ def scan_handoff(
     occurred_at: dt.datetime,
     password: str | None = None,
     remote_addr: str = "unknown",
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> ScannedHandoff:
     """`record_handoff`, telling a new handoff from a repeated scan (HTTP 201 or 200)."""
     require(taker, Permission.SHIPMENTS_HANDOFF)
-    now = now or utcnow()
     shipment = get_shipment(session, sscc, for_update=True)
     last = _last_handoff(session, shipment)
     if (
@@ -99,15 +96,11 @@ def scan_handoff(
         and abs(last.occurred_at - occurred_at) <= DUPLICATE_WINDOW
     ):
         return ScannedHandoff(last, repeated=True)
-    reason = _refusal(
-        shipment,
-        taker=taker,
-        giver_username=giver_username,
-        occurred_at=occurred_at,
-        now=now,
+    reason = handoff_refusal(
+        _facts(shipment, taker, giver_username=giver_username, occurred_at=occurred_at, now=now)
     )
     if reason is not None:
-        _refuse(shipment, taker, giver_username, occurred_at, reason)
+        _refuse(shipment, taker, giver_username, occurred_at, reason, now=now)
     signature = None
     if taker.site.kind in SIGNING_SITE_KINDS:
         if not password:
@@ -117,6 +110,7 @@ def scan_handoff(
                 giver_username,
                 occurred_at,
                 f"{taker.site.name} requires the receiver to sign: re-enter your password.",
+                now=now,
             )
         signature = sign(
             session,
@@ -127,7 +121,7 @@ def scan_handoff(
             remote_addr=remote_addr,
             now=now,
         )
-    giver = cast(User, shipment.custodian)  # `_refusal` made sure the giver is the holder
+    giver = cast(User, shipment.custodian)  # the rule made sure the giver is the holder
     late = now - occurred_at > LATE_AFTER
     facts = {
         "sscc": sscc,
@@ -185,6 +179,15 @@ def shipment_handoffs(session: Session, shipment: Shipment) -> list[Handoff]:
     )
 
 
+def may_take_custody(shipment: Shipment, taker: User, *, now: dt.datetime) -> bool:
+    """Whether the taker may take the shipper from whoever holds it now (the scan page asks
+    before offering the custody form; the handoff itself asks the same rule)."""
+    holder = shipment.custodian
+    giver = holder.username if holder is not None else ""
+    facts = _facts(shipment, taker, giver_username=giver, occurred_at=now, now=now)
+    return handoff_refusal(facts) is None
+
+
 def _last_handoff(session: Session, shipment: Shipment) -> Handoff | None:
     return session.scalar(
         select(Handoff)
@@ -194,53 +197,49 @@ def _last_handoff(session: Session, shipment: Shipment) -> Handoff | None:
     )
 
 
-def _refusal(  # noqa: PLR0911 - one return per reason a handoff is refused
+def _facts(
     shipment: Shipment,
-    *,
     taker: User,
+    *,
     giver_username: str,
     occurred_at: dt.datetime,
     now: dt.datetime,
-) -> str | None:
-    if shipment.status in (ShipmentStatus.OPEN, ShipmentStatus.SEALED):
-        state = "not sealed" if shipment.status == ShipmentStatus.OPEN else "sealed but not shipped"
-        return f"Shipper {shipment.sscc} is {state}: it is not in a courier's hands yet."
-    if shipment.status == ShipmentStatus.RECEIVED:
-        return f"Shipper {shipment.sscc} was already received at {shipment.to_site.name}."
+) -> HandoffFacts:
     holder = shipment.custodian
-    if holder is None or holder.username != giver_username:
-        named = holder.full_name if holder else "nobody"
-        return (
-            f"{giver_username} does not hold shipper {shipment.sscc}; it is in the custody of "
-            f"{named}."
-        )
-    if taker.id == holder.id:
-        return f"You already hold shipper {shipment.sscc}."
-    if taker.role == Role.PHARMACIST and taker.site_id != shipment.to_site_id:
-        # A pharmacy takes custody only of what is addressed to it; couriers relay anywhere.
-        return (
-            f"Shipper {shipment.sscc} is addressed to {shipment.to_site.name}; "
-            f"{taker.site.name} cannot take custody of it."
-        )
-    if occurred_at > now + CLOCK_SKEW:
-        return "The time of the scan is in the future; check the device clock."
-    since = shipment.custodian_since
-    if since is not None and occurred_at < since - CLOCK_SKEW:
-        return (
-            f"The scan's time {occurred_at:%Y-%m-%d %H:%M} UTC is before the previous handoff "
-            f"({since:%Y-%m-%d %H:%M} UTC, {int(CLOCK_SKEW.total_seconds() // 60)} min tolerance)."
-        )
-    return None
+    return HandoffFacts(
+        sscc=shipment.sscc,
+        status=shipment.status,
+        destination_site_id=shipment.to_site_id,
+        destination_name=shipment.to_site.name,
+        holder_id=holder.id if holder else None,
+        holder_username=holder.username if holder else None,
+        holder_name=holder.full_name if holder else None,
+        holder_since=shipment.custodian_since,
+        taker_id=taker.id,
+        taker_role=taker.role,
+        taker_site_id=taker.site_id,
+        taker_site_name=taker.site.name,
+        giver_username=giver_username,
+        occurred_at=occurred_at,
+        now=now,
+    )
 
 
 def _refuse(
-    shipment: Shipment, taker: User, giver_username: str, occurred_at: dt.datetime, reason: str
+    shipment: Shipment,
+    taker: User,
+    giver_username: str,
+    occurred_at: dt.datetime,
+    reason: str,
+    *,
+    now: dt.datetime,
 ) -> None:
     error = HandoffRefusedError(reason, sscc=shipment.sscc)
     error.after_rollback = partial(
         _record_refusal,
         chain=shipment.chain,
         taker_id=taker.id,
+        now=now,
         payload={
             "sscc": shipment.sscc,
             "giver": giver_username,
@@ -253,12 +252,10 @@ def _refuse(
 
 
 def _record_refusal(
-    session: Session, *, chain: str, taker_id: int, payload: dict[str, object]
+    session: Session, *, chain: str, taker_id: int, now: dt.datetime, payload: dict[str, object]
 ) -> None:
     taker = session.get(User, taker_id)
     append_event(
         session,
-        EventDraft(
-            chain, "HANDOFF_REFUSED", utcnow(), payload, taker, taker.site if taker else None
-        ),
+        EventDraft(chain, "HANDOFF_REFUSED", now, payload, taker, taker.site if taker else None),
     )

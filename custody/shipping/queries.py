@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from custody.ledger import CustodyEvent
 from custody.shipping.models import Handoff, Shipment, ShipmentVial
 from lots.access import can_see, sees_all_sites
+from lots.errors import NotFoundError
 from lots.models import User
 
 
@@ -31,6 +32,17 @@ class RefusedHandoff:
 def find_shipment(session: Session, sscc: str) -> Shipment | None:
     """The shipment with this SSCC, if there is one."""
     return session.scalar(select(Shipment).where(Shipment.sscc == sscc))
+
+
+def get_visible_shipment(session: Session, user: User, sscc: str) -> Shipment:
+    """The shipment with this SSCC, if the user may see it (see `can_see_shipment`).
+
+    404, never 403: a shipment the user may not see does not exist for them.
+    """
+    shipment = find_shipment(session, sscc)
+    if shipment is None or not can_see_shipment(session, user, shipment):
+        raise NotFoundError("shipment with SSCC", sscc)
+    return shipment
 
 
 def can_see_shipment(session: Session, user: User, shipment: Shipment) -> bool:

@@ -13,16 +13,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
 from custody.shipping.cold_chain import judge_shipment
-from custody.shipping.handoffs import CLOCK_SKEW, HandoffRefusedError, record_handoff
+from custody.shipping.handoffs import HandoffRefusedError, record_handoff
 from custody.shipping.models import Receipt, Shipment, ShipmentStatus, ShipmentVial
 from custody.shipping.shipments import get_shipment, packed
 from custody.shipping.vials import STATE_AFTER, vial_status
 from lots.access import Permission, require
 from lots.accounts import get_site
-from lots.base import utcnow
 from lots.batch import Vial
 from lots.errors import DomainError, InvalidValueError, NotFoundError
 from lots.models import SiteKind, User
+from lots.time_rules import is_before, is_in_the_future
 
 
 @dataclass
@@ -62,6 +62,7 @@ def receive(
     giver_username: str | None = None,
     password: str | None = None,
     remote_addr: str = "unknown",
+    now: dt.datetime,
 ) -> Receipt:
     """Receive a shipper: check its seal, reconcile the vials scanned (or the manifest).
 
@@ -85,9 +86,10 @@ def receive(
             user,
             sscc,
             giver_username=giver_username,
-            occurred_at=utcnow(),
+            occurred_at=now,
             password=password,
             remote_addr=remote_addr,
+            now=now,
         )
     if seal_number != shipment.seal_number:
         error = HandoffRefusedError(
@@ -100,13 +102,13 @@ def receive(
             _record_seal_mismatch,
             sscc=sscc,
             user_id=user.id,
+            now=now,
             payload={"sscc": sscc, "seal_number": seal_number, "reason": str(error)},
         )
         raise error
     inside = {row.vial.serial: row for row in packed(session, shipment)}
     scanned = list(inside) if serials is None else list(dict.fromkeys(serials))
     result = _reconcile(session, shipment, inside, scanned)
-    now = utcnow()
     for serial in result.received:
         inside[serial].received_at = now
     shipment.status, shipment.received_at = ShipmentStatus.RECEIVED, now
@@ -130,7 +132,7 @@ def receive(
         for s in result.missing
     ]
     events = append_events(session, drafts, recorded_at=now)
-    judge_shipment(session, user, shipment, now)
+    judge_shipment(session, user, shipment, now=now)
     receipt = Receipt(
         shipment_id=shipment.id,
         received_by=user,
@@ -144,31 +146,40 @@ def receive(
     return receipt
 
 
-def store(session: Session, user: User, serials: Sequence[str], *, location: str) -> None:
+def store(
+    session: Session, user: User, serials: Sequence[str], *, location: str, now: dt.datetime
+) -> None:
     """Put received vials into the site's storage (a freezer and position)."""
     require(user, Permission.VIALS_HANDLE)
     vials = _at_my_site(session, user, serials, allowed={"received", "dispensed"})
-    _record(session, user, vials, "STORED", {"location": location})
+    _record(session, user, vials, "STORED", {"location": location}, now=now)
 
 
-def dispense(session: Session, user: User, serials: Sequence[str], *, ward_code: str) -> None:
+def dispense(
+    session: Session, user: User, serials: Sequence[str], *, ward_code: str, now: dt.datetime
+) -> None:
     """Send stored vials to a ward of the same hospital."""
     require(user, Permission.VIALS_HANDLE)
     ward = get_site(session, ward_code)
     if ward.kind != SiteKind.WARD:
         raise InvalidValueError("ward", f"{ward_code} is not a ward.")
     vials = _at_my_site(session, user, serials, allowed={"stored"})
-    _record(session, user, vials, "DISPENSED", {"ward": ward.code})
+    _record(session, user, vials, "DISPENSED", {"ward": ward.code}, now=now)
 
 
 def thaw(
-    session: Session, user: User, serial: str, *, occurred_at: dt.datetime | None = None
+    session: Session,
+    user: User,
+    serial: str,
+    *,
+    occurred_at: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> dt.datetime:
     """Thaw a vial: the post-thaw clock starts; returns the time by which it must be used."""
     require(user, Permission.VIALS_HANDLE)
     (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"})
-    thawed_at = occurred_at or utcnow()
-    if thawed_at > utcnow() + CLOCK_SKEW:
+    thawed_at = occurred_at or now
+    if is_in_the_future(thawed_at, now):
         # The post-thaw clock would start in the future and the vial look usable for longer.
         raise InvalidValueError("occurred_at", "The thaw time is in the future; check the clock.")
     before = session.scalar(
@@ -177,7 +188,7 @@ def thaw(
         .order_by(CustodyEvent.seq.desc())
         .limit(1)
     )
-    if before is not None and thawed_at < before - CLOCK_SKEW:
+    if before is not None and is_before(thawed_at, before):
         # A thaw back-dated before the vial reached the ward would make the clock look later.
         raise InvalidValueError(
             "occurred_at",
@@ -197,12 +208,13 @@ def thaw(
             "use_by": use_by.isoformat() if use_by else None,
         },
         at=thawed_at,
+        now=now,
     )
     return use_by or thawed_at
 
 
 def _record_seal_mismatch(
-    session: Session, *, sscc: str, user_id: int, payload: dict[str, object]
+    session: Session, *, sscc: str, user_id: int, now: dt.datetime, payload: dict[str, object]
 ) -> None:
     user = session.get(User, user_id)
     append_event(
@@ -210,7 +222,7 @@ def _record_seal_mismatch(
         EventDraft(
             f"shipment:{sscc}",
             "SEAL_MISMATCH",
-            utcnow(),
+            now,
             payload,
             user,
             user.site if user else None,
@@ -292,8 +304,8 @@ def _record(
     payload: dict[str, object],
     *,
     at: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> None:
-    now = utcnow()
     append_events(
         session,
         [

@@ -16,7 +16,6 @@ from custody.shipping.vials import vial_states
 from labels.payload import has_check_digit, sscc_from
 from lots.access import Permission, require
 from lots.accounts import get_site, get_user
-from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import AlreadyExistsError, DomainError, InvalidValueError, NotFoundError
 from lots.models import SiteKind, User
@@ -54,6 +53,7 @@ def create_shipment(
     storage_limit_c: Decimal | None = None,
     sscc: str | None = None,
     company_prefix: str = DEFAULT_COMPANY_PREFIX,
+    now: dt.datetime,
 ) -> Shipment:
     """Open a shipment from the user's site; its SSCC is given (a pre-printed label) or made."""
     require(user, Permission.SHIPMENTS_MANAGE)
@@ -80,6 +80,7 @@ def create_shipment(
         hold_time_hours=hold_time_hours,
         status=ShipmentStatus.OPEN,
         created_by=user,
+        created_at=now,
     )
     session.add(shipment)
     session.flush()
@@ -97,6 +98,7 @@ def create_shipment(
             "hold_time_hours": hold_time_hours,
             "storage_limit_c": None if storage_limit_c is None else str(storage_limit_c),
         },
+        now=now,
     )
     return shipment
 
@@ -126,7 +128,9 @@ def packed(session: Session, shipment: Shipment) -> list[ShipmentVial]:
     )
 
 
-def pack_vials(session: Session, user: User, sscc: str, serials: Sequence[str]) -> Shipment:
+def pack_vials(
+    session: Session, user: User, sscc: str, serials: Sequence[str], *, now: dt.datetime
+) -> Shipment:
     """Pack scanned vials: only in-stock vials of released lots made at the shipping site."""
     require(user, Permission.SHIPMENTS_MANAGE)
     shipment = _open(session, sscc)
@@ -135,11 +139,10 @@ def pack_vials(session: Session, user: User, sscc: str, serials: Sequence[str]) 
     reasons = [
         reason
         for vial in vials
-        if (reason := _not_packable(vial, states[vial.serial], shipment)) is not None
+        if (reason := _not_packable(vial, states[vial.serial], shipment, now)) is not None
     ]
     if reasons:
         raise VialNotPackableError(reasons)
-    now = utcnow()
     session.add_all(
         ShipmentVial(shipment_id=shipment.id, vial_id=v.id, packed_at=now) for v in vials
     )
@@ -151,7 +154,9 @@ def pack_vials(session: Session, user: User, sscc: str, serials: Sequence[str]) 
     return shipment
 
 
-def unpack_vials(session: Session, user: User, sscc: str, serials: Sequence[str]) -> Shipment:
+def unpack_vials(
+    session: Session, user: User, sscc: str, serials: Sequence[str], *, now: dt.datetime
+) -> Shipment:
     """Take vials back out of an open shipper."""
     require(user, Permission.SHIPMENTS_MANAGE)
     shipment = _open(session, sscc)
@@ -159,14 +164,15 @@ def unpack_vials(session: Session, user: User, sscc: str, serials: Sequence[str]
     missing = [serial for serial in serials if serial not in inside]
     if missing:
         raise InvalidValueError("serials", f"Not in shipper {sscc}: {', '.join(missing)}.")
-    now = utcnow()
     for serial in serials:
         inside[serial].unpacked_at = now
     _record_each(session, user, shipment, [inside[s].vial for s in serials], "UNPACKED", at=now)
     return shipment
 
 
-def seal(session: Session, user: User, sscc: str, seal_number: str) -> Shipment:
+def seal(
+    session: Session, user: User, sscc: str, seal_number: str, *, now: dt.datetime
+) -> Shipment:
     """Close the shipper with a numbered seal; nothing goes in or out after this."""
     require(user, Permission.SHIPMENTS_MANAGE)
     shipment = _open(session, sscc)
@@ -175,13 +181,22 @@ def seal(session: Session, user: User, sscc: str, seal_number: str) -> Shipment:
     shipment.status, shipment.seal_number, shipment.sealed_at = (
         ShipmentStatus.SEALED,
         seal_number,
-        utcnow(),
+        now,
     )
-    _record(session, user, [shipment.chain], "SEALED", {"sscc": sscc, "seal_number": seal_number})
+    _record(
+        session,
+        user,
+        [shipment.chain],
+        "SEALED",
+        {"sscc": sscc, "seal_number": seal_number},
+        now=now,
+    )
     return shipment
 
 
-def ship(session: Session, user: User, sscc: str, courier_username: str) -> Shipment:
+def ship(
+    session: Session, user: User, sscc: str, courier_username: str, *, now: dt.datetime
+) -> Shipment:
     """Hand the sealed shipper to the first courier: the vials are in transit from now."""
     require(user, Permission.SHIPMENTS_MANAGE)
     shipment = get_shipment(session, sscc, for_update=True)
@@ -192,7 +207,6 @@ def ship(session: Session, user: User, sscc: str, courier_username: str) -> Ship
     courier = get_user(session, courier_username)
     if courier.role != "courier" or not courier.active:
         raise InvalidValueError("courier", f"{courier_username} is not an active courier.")
-    now = utcnow()
     shipment.status, shipment.shipped_at = ShipmentStatus.IN_TRANSIT, now
     shipment.custodian, shipment.custodian_since = courier, now
     vials = [row.vial for row in packed(session, shipment)]
@@ -236,7 +250,7 @@ def _vials(session: Session, serials: Sequence[str]) -> list[Vial]:
     return [found[serial] for serial in serials]
 
 
-def _not_packable(vial: Vial, state: str, shipment: Shipment) -> str | None:
+def _not_packable(vial: Vial, state: str, shipment: Shipment, now: dt.datetime) -> str | None:
     lot: Lot = vial.lot
     if lot.status == LotStatus.EXCEPTIONALLY_RELEASED:
         return (
@@ -249,15 +263,20 @@ def _not_packable(vial: Vial, state: str, shipment: Shipment) -> str | None:
         return f"{vial.serial} is {state.replace('_', ' ')}, not in stock."
     if lot.site_id != shipment.from_site_id:
         return f"{vial.serial} is not at {shipment.from_site.code}."
-    if lot.expires_on < utcnow().date():
+    if lot.expires_on < now.date():
         return f"{vial.serial}: lot {lot.number} expired on {lot.expires_on.isoformat()}."
     return None
 
 
 def _record(
-    session: Session, user: User, chains: list[str], event_type: str, payload: dict[str, object]
+    session: Session,
+    user: User,
+    chains: list[str],
+    event_type: str,
+    payload: dict[str, object],
+    *,
+    now: dt.datetime,
 ) -> None:
-    now = utcnow()
     append_events(
         session,
         [EventDraft(chain, event_type, now, payload, user, user.site) for chain in chains],

@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
+from custody.trials.errors import TrialStateError
+from custody.trials.kits import kit_expiry, trial_kits
 from custody.trials.models import Kit, Trial
-from custody.trials.protocols import TrialStateError, get_trial, kit_expiry, trial_kits
+from custody.trials.protocols import get_trial
 from labels.keys import LabelKey
 from labels.payload import vial_uri
 from labels.render import Format, VialLabel, media_type, render

@@ -10,10 +10,10 @@ from sqlalchemy.orm import sessionmaker
 
 from app import create_app
 from app.auth import AUTHENTICATED, PUBLIC, access_rule
-from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
+from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from lots.access import ALL_SITES_ROLES, Permission, Role, roles_allowed
-from tests.api.test_blinding import kit_label
-from tests.conftest import TEST_CONFIG
+from tests.worlds.blinding import kit_label
+from tests.worlds.config import TEST_CONFIG
 
 KNOWN_RULES = {PUBLIC, AUTHENTICATED, *(permission.value for permission in Permission)}
 PARAMETER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")

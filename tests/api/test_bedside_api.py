@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from custody.shipping import dispense, thaw
 from custody.trials import Administration
 from lots.accounts import get_user
+from lots.base import utcnow
 from lots.batch import Vial
-from tests.bedside_journey import (
+from tests.worlds.bedside import (
     SEPSIS_SUBJECT,
     SEPSIS_TRIAL,
     VIAL,
@@ -21,7 +22,7 @@ from tests.bedside_journey import (
     vial_code,
     wristband,
 )
-from tests.shipping_journey import PASSWORDS
+from tests.worlds.shipping import PASSWORDS
 
 
 @pytest.fixture
@@ -173,9 +174,13 @@ def test_a_wrong_witness_password_is_403_and_records_nothing(api, app, thawed):
 def test_a_blinded_clinicians_kit_check_never_shows_the_arm(api, session):
     kit = sepsis_kit(session)
     dispense(
-        session, get_user(session, "amu-pharmacist"), [kit.vial.serial], ward_code="AMU-SW-ICU"
+        session,
+        get_user(session, "amu-pharmacist"),
+        [kit.vial.serial],
+        ward_code="AMU-SW-ICU",
+        now=utcnow(),
     )
-    thaw(session, get_user(session, "amu-clinician"), kit.vial.serial)
+    thaw(session, get_user(session, "amu-clinician"), kit.vial.serial, now=utcnow())
     body = {
         "vial_code": kit_code(session, kit),
         "wristband_code": wristband(SEPSIS_SUBJECT, SEPSIS_TRIAL),

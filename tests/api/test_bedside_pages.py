@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from custody.trials import Administration
 from lots.batch import Vial
-from tests.api.test_lot_pages import sign_in
-from tests.bedside_journey import VIAL, enrol_patient, thawed_at_the_ward, vial_code, wristband
-from tests.shipping_journey import PASSWORDS
+from tests.worlds.bedside import VIAL, enrol_patient, thawed_at_the_ward, vial_code, wristband
+from tests.worlds.pages import sign_in
+from tests.worlds.shipping import PASSWORDS
 
 
 @pytest.fixture

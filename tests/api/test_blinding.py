@@ -15,17 +15,19 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
+from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
 from custody.ledger import CustodyEvent
 from custody.shipping import Shipment, ShipmentVial, thaw
-from custody.trials import BLINDED_KIT_STATE, Allocation, get_trial, kit_expiry, trial_kits
+from custody.trials import BLINDED_KIT_STATE, Allocation, get_trial, trial_kits
 from labels.keys import parse_label_keys
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user
+from lots.base import utcnow
 from lots.batch import Vial
-from tests.api.test_lot_pages import sign_in
-from tests.bedside_journey import BASE, kit_code, vial_code, wristband
-from tests.conftest import TEST_LABEL_KEYS
+from tests.worlds.bedside import BASE, kit_code, vial_code, wristband
+from tests.worlds.blinding import forbidden_tokens, kit_label
+from tests.worlds.config import TEST_LABEL_KEYS
+from tests.worlds.pages import sign_in
 
 # Blinded roles that may read something of a trial (no unblinded flag).
 BLINDED = [
@@ -39,31 +41,6 @@ BLINDED = [
     "admin",
     "qc",
 ]
-
-
-def forbidden_tokens(session) -> list[str]:
-    trial = get_trial(session, SEPSIS_TRIAL)
-    tokens = set()
-    for arm in trial.arms:
-        tokens |= {arm.code, arm.name}
-        for link in arm.products:
-            tokens |= {link.product.code, link.product.gtin, link.product.current.name}
-    for kit in trial_kits(session, trial):
-        tokens |= {kit.vial.serial, kit.vial.lot.number}
-    return sorted(tokens)
-
-
-def kit_label(session, app, number="000001"):
-    trial = get_trial(session, SEPSIS_TRIAL)
-    kit = next(kit for kit in trial_kits(session, trial) if kit.number == number)
-    return vial_uri(
-        base="https://trail.example.org",
-        gtin=trial.blinded_gtin,
-        lot=kit.packaging_lot,
-        serial=kit.number,
-        expiry=kit_expiry(session, trial, kit.packaging_lot),
-        key=parse_label_keys(TEST_LABEL_KEYS)[0],
-    )
 
 
 def reads(session, app):
@@ -294,7 +271,7 @@ def test_a_blinded_clinicians_vial_page_shows_no_kit_or_subject(client, session,
 # The reviewer's reproduction: after a bedside check of SEP-001's kit, a blinded reader asked
 # the ledger for the check event (chain "vial:CTRL-…", kit and subject in its payload), the
 # vial by serial (product CTRL-SOL), FHIR by serial (the kit's id) and the trace (the kit).
-# Each such read must answer exactly as an unknown serial does (custody/blinding.py).
+# Each such read must answer exactly as an unknown serial does (custody/trials/blinding.py).
 DETAIL = "detail"
 MAC = re.compile(r"ac=[A-Za-z0-9.]+")
 
@@ -305,7 +282,7 @@ def _kit_at_the_bedside(client, session, auth_headers):
     the check is written there, the kit and the subject)."""
     _more_kit_traffic(client, auth_headers, session)
     kit = _allocated_kits(session)[SEPSIS_SUBJECT]
-    thaw(session, get_user(session, "amu-clinician"), kit.vial.serial)
+    thaw(session, get_user(session, "amu-clinician"), kit.vial.serial, now=utcnow())
     checked = client.post(
         "/api/v1/bedside/checks",
         json={

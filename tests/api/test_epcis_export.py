@@ -11,16 +11,15 @@ from jsonschema.validators import validator_for
 
 from custody.shipping import dispose_excursion, import_readings, packed, store, thaw
 from lots.accounts import get_user, password_hasher
-from tests.shipping_journey import (
+from tests.worlds.shipping import (
     LOT,
     PASSWORDS,
     SEALED_AT,
     deliver,
-    install_clock,
     readings_csv,
     sealed_shipment,
 )
-from tests.unit.test_epcis import SCHEMA, problems, read_standard
+from tests.worlds.standards import SCHEMA, problems, read_standard
 
 HASHER = password_hasher("cheapest")
 # Every 30 min from sealing to past receipt; one reading warmer than −150 °C at 09:00.
@@ -35,10 +34,9 @@ def validator() -> Any:
 
 
 @pytest.fixture
-def journey(session, monkeypatch) -> dict[str, Any]:
+def journey(session, clock) -> dict[str, Any]:
     """Pack, seal, ship, two handoffs, receipt, readings with an excursion QA clears, then
     storing every vial and thawing one: all through the services."""
-    clock = install_clock(monkeypatch)
     shipment = sealed_shipment(session, clock, vials=3, logger_id="DL-0042-7")
     deliver(session, clock, shipment)
     pharmacist = get_user(session, "pharmacist")
@@ -60,9 +58,15 @@ def journey(session, monkeypatch) -> dict[str, Any]:
         now=clock.advance(minutes=30),
     )
     serials = [row.vial.serial for row in packed(session, shipment)]
-    clock.advance(minutes=10)
-    store(session, pharmacist, serials, location="LN2 freezer 2, rack C")
-    thaw(session, pharmacist, serials[0], occurred_at=clock.advance(days=2))
+    store(
+        session,
+        pharmacist,
+        serials,
+        location="LN2 freezer 2, rack C",
+        now=clock.advance(minutes=10),
+    )
+    thawed_at = clock.advance(days=2)
+    thaw(session, pharmacist, serials[0], occurred_at=thawed_at, now=thawed_at)
     session.flush()
     return {"sscc": shipment.sscc, "serials": serials}
 

@@ -37,7 +37,12 @@ NPC_T9 = {
         {"test": "Sterility", "method": "USP <71>", "criterion": "pass_fail"},
     ],
 }
-WARD = {"code": "SYSU3-ICU", "name": "SYSU3 intensive care unit", "kind": "ward"}
+WARD = {
+    "code": "SYSU3-ICU",
+    "name": "SYSU3 intensive care unit",
+    "kind": "ward",
+    "time_zone": "Asia/Shanghai",
+}
 NURSE = {
     "username": "nurse-li",
     "full_name": "Li Na",

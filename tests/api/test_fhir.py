@@ -17,8 +17,8 @@ from custody.interop import product_status
 from custody.ledger import CustodyEvent, EventDraft, append_event
 from custody.trials import Subject, Trial, Unblinding
 from lots.accounts import get_user
-from tests import trace_world
-from tests.trace_world import BLINDED_GTIN, CONTROL_LOT, SEPSIS_TRIAL, signature
+from tests.worlds import trace as trace_world
+from tests.worlds.trace import BLINDED_GTIN, CONTROL_LOT, SEPSIS_TRIAL, signature
 
 # Value sets of FHIR R5 (5.0.0), copied from the specification: the library checks
 # structure and types, not bindings.
@@ -55,8 +55,8 @@ BLINDED_KIT = f"kit-{SEPSIS_TRIAL}--K-0002"
 
 
 @pytest.fixture
-def world(session, monkeypatch):
-    return trace_world.build(session, monkeypatch)
+def world(session, clock):
+    return trace_world.build(session, clock)
 
 
 def _read(client, auth_headers, username, path):
@@ -315,7 +315,7 @@ def test_a_blinded_dispense_and_provenance_name_the_kit_only(client, auth_header
     dispense = _read(client, auth_headers, "amu-clinician", path).json
     assert dispense["product"]["reference"] == f"BiologicallyDerivedProduct/{BLINDED_KIT}"
     # The administration's ledger event is on the kit vial's chain: to a blinded reader its
-    # Provenance is an unknown one (custody/blinding.py); the unblinded pharmacist reads it.
+    # Provenance is an unknown one (custody/trials/blinding.py); the unblinded pharmacist reads it.
     hidden = client.get(f"{FHIR}/Provenance/{world.sepsis_event}", headers=auth_headers("qa"))
     unknown = client.get(f"{FHIR}/Provenance/{'0' * 64}", headers=auth_headers("qa"))
     assert hidden.status_code == unknown.status_code == 404

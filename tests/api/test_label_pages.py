@@ -17,7 +17,7 @@ from labels.keys import LabelKey
 from labels.payload import shipper_uri, sscc_from, vial_uri
 from lots.accounts import get_user
 from lots.batch import LotStatus, Vial
-from tests.api.test_lot_pages import sign_in
+from tests.worlds.pages import sign_in
 
 BASE = "https://trail.example.org"
 RELEASED = "XS228-2610-01"

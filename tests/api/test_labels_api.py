@@ -13,25 +13,27 @@ from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from PIL import Image
 from sqlalchemy import func, select
 
-from app import demo
 from custody.manufacturing import LabelPrint, LabelPrintJob
-from labels.keys import parse_label_keys
 from labels.layout import FONT_FILES
 from labels.payload import shipper_uri, sscc_from, subject_uri, vial_uri
-from tests.api.test_lot_pages import sign_in
-from tests.api.test_lots_api import COUNTED, make_lot, scalar
-from tests.api.test_release_api import recall, release
-from tests.conftest import TEST_CONFIG, TEST_LABEL_KEYS
-from tests.unit.test_render import decoded, pdf_pages
+from tests.worlds.api import COUNTED, make_lot, recall, release, scalar
+from tests.worlds.labels import (
+    BASE,
+    EXPIRY,
+    FIRST,
+    NEW_KEY,
+    OLD_KEY,
+    QUARANTINED,
+    RELEASED,
+    UCMSC_GTIN,
+    XS228_GTIN,
+    decoded,
+    pdf_pages,
+    scan,
+)
+from tests.worlds.pages import sign_in
 
-BASE = TEST_CONFIG["PUBLIC_URL"]
-NEW_KEY, OLD_KEY = parse_label_keys(TEST_LABEL_KEYS)
 GS = "\x1d"
-RELEASED, QUARANTINED = "XS228-2610-01", "XS228-2611-01"
-FIRST = f"{RELEASED}-V0001"
-XS228_GTIN = demo.PRODUCTS[0]["gtin"]
-UCMSC_GTIN = demo.PRODUCTS[1]["gtin"]
-EXPIRY = dt.date(2027, 10, 12)  # the released demo lot: made 2026-10-12, 365 days' shelf life
 COUNTED_HERE = {**COUNTED, "label_print_jobs": LabelPrintJob, "label_prints": LabelPrint}
 
 
@@ -53,12 +55,6 @@ def reconciliation(client, auth_headers, number=RELEASED, username="qa"):
     response = client.get(
         f"/api/v1/lots/{number}/labels/reconciliation", headers=auth_headers(username)
     )
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def scan(client, auth_headers, code, username="qa"):
-    response = client.post("/api/v1/scans", json={"code": code}, headers=auth_headers(username))
     assert response.status_code == 200, response.json
     return response.json
 

@@ -8,25 +8,13 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app import demo
 from custody.manufacturing import raise_deviation
 from lots.accounts import get_user
 from lots.models import LoginAttempt
+from tests.worlds.pages import sign_in
 
 QUARANTINED = "XS228-2611-01"
 RELEASED = "XS228-2610-01"
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def sign_in(client: FlaskClient, username: str) -> str:
-    """Sign a demo user in through the form; the page's CSRF token for later posts."""
-    token = TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
-    password = next(user.password for user in demo.USERS if user.username == username)
-    response = client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
 
 
 def post_result(client: FlaskClient, token: str, lot: str, **fields: str):

@@ -1,7 +1,7 @@
 """The OpenAPI document, its docs page and the health check are part of the public contract."""
 
 from app import create_app
-from tests.conftest import TEST_CONFIG
+from tests.worlds.config import TEST_CONFIG
 
 
 def test_the_openapi_document_lists_the_v1_endpoints(client):

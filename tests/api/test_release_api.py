@@ -9,10 +9,12 @@ from pypdf import PdfReader
 
 from app import demo
 from lots.base import utcnow
-from tests.api.test_lots_api import (
+from tests.worlds.api import (
     PASSWORDS,
     quarantined_lot,
+    recall,
     refused_signatures,
+    release,
     row_counts,
 )
 
@@ -44,16 +46,6 @@ def enter_results(client, auth_headers, number, *, skip=(), replace=None):
             client, auth_headers, number, test, (replace or {}).get(test, value), unit=unit
         )
         assert response.status_code == 201, response.json
-
-
-def release(client, auth_headers, number, username="qa", **body):
-    body = {
-        "decision": "release",
-        "password": PASSWORDS[username],
-        "meaning": "Released for clinical use (QA)",
-        **body,
-    }
-    return client.post(f"/api/v1/lots/{number}/release", json=body, headers=auth_headers(username))
 
 
 def lot_with_results(client, auth_headers, number="XS228-R1", replace=None):
@@ -345,18 +337,6 @@ def test_a_rejection_states_its_reason(client, auth_headers, app):
 
 
 # --- recalls ----------------------------------------------------------------------------
-
-
-def recall(client, auth_headers, scope, code, username="qa", **extra):
-    body = {
-        "scope": scope,
-        "code": code,
-        "reason": "Donor found ineligible after release.",
-        "password": PASSWORDS[username],
-        "meaning": "Recall ordered (QA)",
-        **extra,
-    }
-    return client.post("/api/v1/recalls", json=body, headers=auth_headers(username))
 
 
 def test_recalling_bank_xs_wcb_01_recalls_every_lot_made_from_it(client, auth_headers):

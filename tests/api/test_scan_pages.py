@@ -20,8 +20,9 @@ from labels.content import VialLabel
 from labels.payload import vial_uri
 from labels.render import render
 from lots.accounts import get_user
+from lots.base import utcnow
 from lots.models import LoginAttempt
-from tests.api.test_lot_pages import TOKEN, sign_in
+from tests.worlds.pages import TOKEN, sign_in
 
 BASE = "https://trail.example.org"
 RELEASED = "XS228-2610-01"
@@ -53,10 +54,12 @@ def sscc(app: Flask, serials: list[str]) -> str:
     """A shipper of three released vials, sealed and shipped to the courier Kai Lin."""
     with app.extensions["celltrail.db"].sessions() as db:
         maker = get_user(db, "manufacturing")
-        shipment = create_shipment(db, maker, to_site_code="SYSU3-PH", hold_time_hours=72)
-        pack_vials(db, maker, shipment.sscc, serials)
-        seal(db, maker, shipment.sscc, SEAL)
-        ship(db, maker, shipment.sscc, "courier")
+        shipment = create_shipment(
+            db, maker, to_site_code="SYSU3-PH", hold_time_hours=72, now=utcnow()
+        )
+        pack_vials(db, maker, shipment.sscc, serials, now=utcnow())
+        seal(db, maker, shipment.sscc, SEAL, now=utcnow())
+        ship(db, maker, shipment.sscc, "courier", now=utcnow())
         db.commit()
         return shipment.sscc
 
@@ -171,6 +174,15 @@ def test_the_pharmacist_is_asked_for_the_password_to_take_custody(client, sscc):
 
     form = page.split('data-testid="custody-form"')[1].split("</form>")[0]
     assert 'type="password"' in form
+
+
+def test_a_pharmacist_of_another_hospital_is_not_offered_the_custody_form(client, sscc):
+    sign_in(client, "amu-pharmacist")
+
+    page = scan(client, sscc)
+
+    assert f'data-testid="sscc">{sscc}<' in page
+    assert 'data-testid="custody-form"' not in page
 
 
 def test_a_vial_in_a_shipper_names_the_shipper(client, sscc, serials):

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from custody.ledger import CustodyEvent
 from labels.payload import shipper_uri
-from tests.api.test_labels_api import BASE, NEW_KEY, scan
-from tests.api.test_lots_api import scalar
+from tests.worlds.api import scalar
+from tests.worlds.labels import BASE, NEW_KEY, scan
 
 RELEASED = "XS228-2610-01"
 SEAL = "SEAL-20261122-07"

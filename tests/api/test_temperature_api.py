@@ -8,7 +8,7 @@ import pytest
 
 from custody.shipping import packed, ship, vial_states
 from lots.accounts import get_user
-from tests.shipping_journey import AFTER_READINGS, PASSWORDS, install_clock, sample, sealed_shipment
+from tests.worlds.shipping import AFTER_READINGS, PASSWORDS, sample, sealed_shipment
 
 READINGS_JSON = {
     "logger_id": "DL-0042-7",
@@ -21,16 +21,11 @@ READINGS_JSON = {
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    return install_clock(monkeypatch)
-
-
-@pytest.fixture
 def shipment(session, clock):
     """Sealed at 05:30 and in the courier's hands since 05:35, on 2025-07-14."""
     shipment = sealed_shipment(session, clock)
-    clock.advance(minutes=5)
-    ship(session, get_user(session, "manufacturing"), shipment.sscc, "courier")
+    courier_at = clock.advance(minutes=5)
+    ship(session, get_user(session, "manufacturing"), shipment.sscc, "courier", now=courier_at)
     session.flush()
     clock.at(AFTER_READINGS)
     return shipment

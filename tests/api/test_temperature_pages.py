@@ -8,16 +8,15 @@ import pytest
 
 from custody.shipping import import_readings, packed, ship, shipment_excursions, vial_states
 from lots.accounts import get_user
-from tests.api.test_lot_pages import sign_in
-from tests.shipping_journey import AFTER_READINGS, PASSWORDS, install_clock, sample, sealed_shipment
+from tests.worlds.pages import sign_in
+from tests.worlds.shipping import AFTER_READINGS, PASSWORDS, sample, sealed_shipment
 
 
 @pytest.fixture
-def shipment(session, monkeypatch):
+def shipment(session, clock):
     """In the courier's hands, its logger showing the sample files' warm half hour."""
-    clock = install_clock(monkeypatch)
     shipment = sealed_shipment(session, clock)
-    ship(session, get_user(session, "manufacturing"), shipment.sscc, "courier")
+    ship(session, get_user(session, "manufacturing"), shipment.sscc, "courier", now=clock())
     import_readings(
         session,
         get_user(session, "courier"),

@@ -9,13 +9,13 @@ from biip import parse
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.demo_trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
+from app.demo.trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
 from custody.trials import Unblinding
 from labels.keys import parse_label_keys
 from labels.payload import subject_uri
 from lots.models import LoginAttempt
-from tests.api.test_lot_pages import sign_in
-from tests.conftest import TEST_LABEL_KEYS
+from tests.worlds.config import TEST_LABEL_KEYS
+from tests.worlds.pages import sign_in
 
 SUBJECT = f"/api/v1/subjects/{SEPSIS_TRIAL}"
 

@@ -15,22 +15,8 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from werkzeug.serving import make_server
 
-from tests.conftest import chromium_path
-
-MISSING_CHROMIUM = (
-    "Chromium not found at /usr/bin/chromium; install Debian's chromium to run the browser tests"
-)
-
-# Chromium runs as root in CI containers, without a GPU, a sandbox or a large /dev/shm.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.worlds.browser import CHROMIUM_ARGS, MISSING_CHROMIUM
+from tests.worlds.config import chromium_path
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +80,3 @@ def sign_in(page: Page) -> Callable[[str, str], None]:
         page.get_by_role("button", name="Sign in").click()
 
     return submit
-
-
-def demo_password(username: str) -> str:
-    """The public password of a demo user."""
-    return f"{username}-demo-2026"

@@ -11,20 +11,19 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-import custody.bedside
 from custody.manufacturing import recall
 from lots.accounts import get_user
 from lots.base import utcnow
-from tests.bedside_journey import (
+from tests.worlds.bedside import (
     HASHER,
     new_patient,
     released_lot,
     vial_code,
     wristband,
 )
-from tests.browser.conftest import demo_password
-from tests.conftest import own_bank
-from tests.shipping_journey import PASSWORDS
+from tests.worlds.browser import demo_password
+from tests.worlds.manufacturing import own_bank
+from tests.worlds.shipping import PASSWORDS
 
 
 def _committed(app: Flask):
@@ -87,9 +86,11 @@ def test_a_wrong_patient_is_a_red_no_go(page: Page, sign_in, committed_app, pati
     expect(page.get_by_test_id("confirm")).to_have_count(0)
 
 
-def test_a_thaw_window_passed_is_no_go(page: Page, sign_in, patient, monkeypatch):
+def test_a_thaw_window_passed_is_no_go(
+    page: Page, sign_in, committed_app: Flask, patient, monkeypatch
+):
     later = utcnow() + dt.timedelta(minutes=125)
-    monkeypatch.setattr(custody.bedside, "utcnow", lambda: later)  # the ward clock, 2 h on
+    monkeypatch.setitem(committed_app.config, "CLOCK", lambda: later)  # the ward clock, 2 h on
     _sign_in_at_the_bedside(page, sign_in)
     _scan(page, patient["wristband"])
     _scan(page, patient["vial"])

@@ -21,8 +21,9 @@ from app.keys import label_keys
 from custody.manufacturing import Decision, create_lot, decide, get_lot, record_result, record_step
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user, password_hasher
-from tests.browser.conftest import demo_password
-from tests.conftest import TEST_CONFIG, own_bank
+from tests.worlds.browser import demo_password
+from tests.worlds.config import TEST_CONFIG
+from tests.worlds.manufacturing import own_bank
 
 pytestmark = pytest.mark.browser
 

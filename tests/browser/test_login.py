@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import demo_password
+from tests.worlds.browser import demo_password
 
 pytestmark = pytest.mark.browser
 

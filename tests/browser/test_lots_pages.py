@@ -18,8 +18,8 @@ from app.db import database
 from app.demo import XS228_RESULTS
 from custody.manufacturing import create_lot, record_result, record_step
 from lots.accounts import get_site, get_user, password_hasher
-from tests.browser.conftest import demo_password
-from tests.conftest import own_bank
+from tests.worlds.browser import demo_password
+from tests.worlds.manufacturing import own_bank
 
 pytestmark = pytest.mark.browser
 

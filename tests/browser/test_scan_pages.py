@@ -26,8 +26,10 @@ from labels.content import VialLabel
 from labels.payload import vial_uri
 from labels.render import render
 from lots.accounts import get_site, get_user, password_hasher
-from tests.browser.conftest import CHROMIUM_ARGS, demo_password
-from tests.conftest import TEST_CONFIG, own_bank
+from lots.base import utcnow
+from tests.worlds.browser import CHROMIUM_ARGS, demo_password
+from tests.worlds.config import TEST_CONFIG
+from tests.worlds.manufacturing import own_bank
 
 pytestmark = pytest.mark.browser
 
@@ -98,10 +100,12 @@ def shipment(committed_app: Flask) -> tuple[str, list[str]]:
         lot = get_lot(db, _released_lot(db))
         serials = [vial.serial for vial in lot_vials(db, lot)]
         maker = get_user(db, "manufacturing")
-        found = create_shipment(db, maker, to_site_code="SYSU3-PH", hold_time_hours=72)
-        pack_vials(db, maker, found.sscc, serials)
-        seal(db, maker, found.sscc, SEAL)
-        ship(db, maker, found.sscc, "courier")
+        found = create_shipment(
+            db, maker, to_site_code="SYSU3-PH", hold_time_hours=72, now=utcnow()
+        )
+        pack_vials(db, maker, found.sscc, serials, now=utcnow())
+        seal(db, maker, found.sscc, SEAL, now=utcnow())
+        ship(db, maker, found.sscc, "courier", now=utcnow())
         links = [
             vial_uri(
                 base=TEST_CONFIG["PUBLIC_URL"],

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from app import create_app
 from app.db import database
-from app.demo_trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
+from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from custody.ledger import CustodyEvent
 from custody.trials import Unblinding, get_subject
 from lots.accounts import get_user
-from tests.api.test_blinding import forbidden_tokens
-from tests.browser.conftest import demo_password
-from tests.conftest import TEST_CONFIG, demo_database
+from tests.worlds.blinding import forbidden_tokens
+from tests.worlds.browser import demo_password
+from tests.worlds.config import TEST_CONFIG, demo_database
 
 pytestmark = pytest.mark.browser
 

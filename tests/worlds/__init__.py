@@ -1,0 +1,1 @@
+"""Test worlds: builders per capability that drive the real services and return what they made."""
