@@ -46,6 +46,7 @@ from labels.payload import sscc_from, subject_uri, vial_uri  # noqa: E402
 from lots.accounts import get_site, get_user, password_hasher  # noqa: E402
 from lots.base import utcnow  # noqa: E402
 from lots.batch import Lot  # noqa: E402
+from lots.local_time import local_date  # noqa: E402
 from lots.models import Site, User  # noqa: E402
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -180,6 +181,7 @@ def load(dsn: str, sessions: sessionmaker[Session], args: argparse.Namespace) ->
     lot_id = bench_lot(sessions)
     with sessions() as session:
         sites = {site.code: site.id for site in session.scalars(select(Site))}
+        spine_zone = get_site(session, "SYSU3-SPINE").time_zone
         users = {
             user.username: (user.id, Actor(user=user.username, name=user.full_name, role=user.role))
             for user in session.scalars(select(User))
@@ -228,7 +230,7 @@ def load(dsn: str, sessions: sessionmaker[Session], args: argparse.Namespace) ->
                 code = f"BENCH-{number:06d}"
                 copy.write_row(
                     (trial_id, sites["SYSU3-SPINE"], code, code, "[]", Decimal("70.0"),
-                     now.date(), arm_id, "bench", now)
+                     local_date(now, spine_zone), arm_id, "bench", now)
                 )  # fmt: skip
         subject_ids = dict(
             cursor.execute("SELECT code, id FROM subjects WHERE code LIKE 'BENCH-%%'").fetchall()

@@ -56,8 +56,12 @@ def create_site(
     kind: str,
     time_zone: str,
     gln: str | None = None,
+    supplied_by_code: str | None = None,
 ) -> Site:
-    """Register a site, with the IANA time zone its local dates are judged in."""
+    """Register a site, with the IANA time zone its local dates are judged in.
+
+    A ward names the hospital pharmacy that supplies it; no other kind of site is supplied.
+    """
     if kind not in set(SiteKind):
         raise InvalidValueError("kind", f"{kind!r} is not a site kind.")
     if not is_time_zone(time_zone):
@@ -68,7 +72,8 @@ def create_site(
         raise AlreadyExistsError("site", code)
     if gln is not None and session.scalar(select(Site.id).where(Site.gln == gln)) is not None:
         raise AlreadyExistsError("site with GLN", gln)
-    site = Site(code=code, name=name, kind=kind, gln=gln, time_zone=time_zone)
+    pharmacy = _supplier(session, kind, supplied_by_code)
+    site = Site(code=code, name=name, kind=kind, gln=gln, time_zone=time_zone, supplied_by=pharmacy)
     session.add(site)
     session.flush()
     record_change(
@@ -78,9 +83,31 @@ def create_site(
         entity_type="site",
         entity_key=code,
         old=None,
-        new={"code": code, "name": name, "kind": kind, "gln": gln, "time_zone": time_zone},
+        new={
+            "code": code,
+            "name": name,
+            "kind": kind,
+            "gln": gln,
+            "time_zone": time_zone,
+            "supplied_by": supplied_by_code,
+        },
     )
     return site
+
+
+def _supplier(session: Session, kind: str, code: str | None) -> Site | None:
+    if kind != SiteKind.WARD:
+        if code is not None:
+            raise InvalidValueError("supplied_by", "Only a ward is supplied by a pharmacy.")
+        return None
+    if code is None:
+        raise InvalidValueError(
+            "supplied_by", "A ward names the hospital pharmacy that supplies it."
+        )
+    pharmacy = session.scalar(select(Site).where(Site.code == code))
+    if pharmacy is None or pharmacy.kind != SiteKind.HOSPITAL_PHARMACY:
+        raise InvalidValueError("supplied_by", f"{code} is not a hospital pharmacy.")
+    return pharmacy
 
 
 def get_site(session: Session, code: str) -> Site:

@@ -116,6 +116,9 @@ class Lot(Base):
     volume_ml: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     status: Mapped[str] = mapped_column(String(32), default=LotStatus.IN_PROCESS)
     donor_eligibility_justification: Mapped[str | None] = mapped_column(Text)
+    # An exceptional release is for one subject: its trial's protocol id and its code, which
+    # is unique only within that trial. Both are compared, never the code alone.
+    exceptional_trial: Mapped[str | None] = mapped_column(String(64))
     exceptional_subject: Mapped[str | None] = mapped_column(String(64))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -131,6 +134,14 @@ class Lot(Base):
     def chain(self) -> str:
         """The lot's ledger chain."""
         return f"lot:{self.number}"
+
+    def is_exceptionally_for(self, protocol_id: str, subject_code: str) -> bool:
+        """Whether the lot is released exceptionally for this very subject (trial and code)."""
+        return (
+            self.status == LotStatus.EXCEPTIONALLY_RELEASED
+            and self.exceptional_trial is not None
+            and (self.exceptional_trial, self.exceptional_subject) == (protocol_id, subject_code)
+        )
 
 
 class Vial(Base):

@@ -47,7 +47,16 @@ class Site(Base):
     # IANA zone name (e.g. Asia/Shanghai): dates such as expiry and visit days are judged in
     # the local calendar of the site where the check happens.
     time_zone: Mapped[str] = mapped_column(String(64))
+    # A ward is supplied by one hospital pharmacy: vials reach it only from there.
+    supplied_by_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    supplied_by: Mapped[Site | None] = relationship(remote_side=[id])
+
+    @property
+    def supplied_by_code(self) -> str | None:
+        """The code of the pharmacy that supplies this ward."""
+        return self.supplied_by.code if self.supplied_by is not None else None
 
 
 class User(Base):

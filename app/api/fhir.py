@@ -38,6 +38,7 @@ from custody.trials import hides_chain, hides_kit_vial
 from lots.access import Permission, can_see
 from lots.base import utcnow
 from lots.errors import NotFoundError
+from lots.local_time import local_date
 
 FHIR_JSON = "application/fhir+json"
 PRODUCT = "BiologicallyDerivedProduct"
@@ -86,7 +87,7 @@ class BiologicallyDerivedProduct(MethodView):
                 kit,
                 base=_base(),
                 blinded=not user.unblinded,
-                today=utcnow().date(),
+                today=local_date(utcnow(), user.site.time_zone),  # the reader's site
             )
         )
 

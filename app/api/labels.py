@@ -59,6 +59,7 @@ from lots.access import Permission, can, can_see
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import DomainError, NotFoundError
+from lots.local_time import local_date
 from lots.models import User
 
 MAX_SCAN_CHARS = 2000
@@ -409,7 +410,7 @@ def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[s
         "state": state,
         "lot_status": lot.status,
         "expires_on": lot.expires_on,
-        "expired": lot.expires_on < utcnow().date(),
+        "expired": lot.expires_on < local_date(utcnow(), user.site.time_zone),  # the scanner's
     }
     return _answer(resolution, item=item, actions=_actions(session, user, vial, state))
 

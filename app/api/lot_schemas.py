@@ -23,6 +23,7 @@ from lots.batch import (
     QcResult,
     ReleaseDecision,
 )
+from lots.local_time import local_date
 from lots.rules import describe_line
 
 TEXT = validate.Length(1, 2000)
@@ -190,6 +191,11 @@ class SignatureSchema(StrictSchema):
 
 
 class ExceptionalRequestSchema(StrictSchema):
+    protocol_id = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"description": "The subject's trial: codes are unique only within one."},
+    )
     subject_code = fields.String(required=True, validate=validate.Length(1, 64))
     physician_name = fields.String(required=True, validate=validate.Length(1, 200))
     request_reference = fields.String(required=True, validate=validate.Length(1, 64))
@@ -277,6 +283,10 @@ class LotDetailSchema(LotSummarySchema):
     cells_per_vial = fields.Integer()
     volume_ml = Number()
     donor_eligibility_justification = fields.String(allow_none=True)
+    exceptional_trial = fields.String(
+        allow_none=True,
+        metadata={"description": "The protocol id of the exceptional subject's trial"},
+    )
     exceptional_subject = fields.String(allow_none=True)
     created_by = fields.String()
     created_at = fields.DateTime()
@@ -353,7 +363,7 @@ def lot_summary(lot: Lot) -> dict[str, Any]:
         "site": lot.site.code,
         "manufacture_end": lot.manufacture_end,
         "expires_on": lot.expires_on,
-        "expired": lot.expires_on < utcnow().date(),
+        "expired": lot.expires_on < local_date(utcnow(), lot.site.time_zone),  # the lot's site
         "vials_filled": lot.vials_filled,
     }
 
@@ -398,6 +408,7 @@ def decision_fields(row: ReleaseDecision, lot: Lot) -> dict[str, Any]:
     exceptional = None
     if row.subject_code is not None:
         exceptional = {
+            "protocol_id": lot.exceptional_trial,
             "subject_code": row.subject_code,
             "physician_name": row.physician_name,
             "request_reference": row.physician_request_ref,

@@ -355,6 +355,7 @@ def _detail(session: Session, lot: Lot) -> dict[str, Any]:
         "cells_per_vial": lot.cells_per_vial,
         "volume_ml": lot.volume_ml,
         "donor_eligibility_justification": lot.donor_eligibility_justification,
+        "exceptional_trial": lot.exceptional_trial,
         "exceptional_subject": lot.exceptional_subject,
         "created_by": lot.created_by.username,
         "created_at": lot.created_at,

@@ -111,6 +111,13 @@ class SiteSchema(StrictSchema):
         allow_none=True,
         validate=validate.Regexp(r"^\d{13}$", error="13 digits."),
     )
+    supplied_by = fields.String(
+        attribute="supplied_by_code",
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 32),
+        metadata={"description": "A ward's hospital pharmacy (its code): required for wards"},
+    )
 
 
 class UserCreateSchema(StrictSchema):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.demo.doses import load_first_dose, load_sepsis_dose
 from app.demo.lots import XS228_RESULTS, load_banks, load_lots
-from app.demo.people import ACTOR, SITES, TIME_ZONE, USERS, DemoUser, gs1
+from app.demo.people import ACTOR, SITES, TIME_ZONE, USERS, WARD_PHARMACY, DemoUser, gs1
 from app.demo.products import PRODUCTS
 from app.demo.trials import load_trials
 from lots.accounts import create_site, create_user
@@ -42,6 +42,7 @@ def load(session: Session, hasher: PasswordHasher, *, first_dose: bool = False) 
                 kind=kind,
                 gln=gs1(gln),
                 time_zone=TIME_ZONE,
+                supplied_by_code=WARD_PHARMACY.get(code),
             )
             created.append(f"site {code}")
     for product in PRODUCTS:

@@ -44,6 +44,7 @@ from labels.payload import subject_uri, vial_uri
 from lots.accounts import get_user
 from lots.base import utcnow
 from lots.batch import Vial
+from lots.local_time import local_date
 
 WARD = "SYSU3-SPINE"
 PHARMACY = "SYSU3-PH"
@@ -107,7 +108,9 @@ def load_sepsis_dose(
     pharmacist, clinician = get_user(session, "amu-pharmacist"), get_user(session, "amu-clinician")
     dispense(session, pharmacist, [kit.vial.serial], ward_code="AMU-SW-ICU", now=utcnow())
     thaw(session, clinician, kit.vial.serial, now=utcnow())
-    expiry = kit_expiry(session, kit.trial, kit.packaging_lot) or utcnow().date()
+    expiry = kit_expiry(session, kit.trial, kit.packaging_lot) or local_date(
+        utcnow(), clinician.site.time_zone
+    )
     # The blinded clinician reads the kit's label and records no dose: it would tell the arm.
     _dose_at_bedside(
         session,

@@ -64,6 +64,9 @@ SITES = [
     ),
 ]
 
+# Each ward and the hospital pharmacy that supplies it.
+WARD_PHARMACY = {"SYSU3-SPINE": "SYSU3-PH", "AMU-SW-ICU": "AMU-SW-PH"}
+
 
 @dataclass(frozen=True)
 class DemoUser:

@@ -201,6 +201,9 @@ def _gather(
         wristband_problem=wristband_problem,
         validity=validity,
         checker_role=user.role,
+        subject=subject.code if subject is not None else "",
+        subject_id=subject.id if subject is not None else None,
+        trial=subject.protocol_id if subject is not None else "",
     )
     if vial is None or subject is None:
         return Gathered(facts, vial, subject, None)
@@ -242,6 +245,9 @@ def _vial_of(session: Session, scan: Resolution) -> tuple[ScannedVial | None, st
     return vial, None
 
 
+NO_SUBJECT = "No subject of this site matches this wristband. Check the patient's identity."
+
+
 def _find_subject(
     session: Session, user: User, scan: Resolution, vial: ScannedVial | None
 ) -> tuple[ScannedSubject | None, str | None]:
@@ -263,11 +269,18 @@ def _find_subject(
         protocol_id=trial,
         product_id=vial.product_id if vial is not None else None,
     )
-    if len(subjects) != 1:
-        return None, "No subject matches this wristband. Check the patient's identity."
-    if user.site_id not in subjects[0].site_ids:
-        return None, "This wristband is of a subject at another site."
-    return subjects[0], None
+    # Only this site's subjects are looked at: whether a code exists at another hospital is
+    # not this site's to learn, so both read alike.
+    here = [subject for subject in subjects if user.site_id in subject.site_ids]
+    here = [subject for subject in here if subject.wristband in values] or here  # exact first
+    if not here:
+        return None, NO_SUBJECT
+    if len(here) > 1:
+        return None, (
+            "More than one subject of this site has this code: scan the wristband's code, "
+            "which names the trial."
+        )
+    return here[0], None
 
 
 def _gtin14(gtin: str | None) -> str:

@@ -47,6 +47,7 @@ class ScannedVial:
     lot_id: int
     lot: str
     lot_status: str
+    exceptional_trial: str | None
     exceptional_subject: str | None
     expires_on: dt.date
     cells_per_vial: int
@@ -91,6 +92,7 @@ class ScannedSubject:
     site_id: int
     site_code: str
     pharmacy_site_id: int | None
+    pharmacy_code: str | None
     arm_id: int | None
     route: str | None
     cells_per_dose: int | None
@@ -137,6 +139,7 @@ class Gathered:
 
 
 _KIT_TRIAL = aliased(Trial)
+_PHARMACY = aliased(Site)
 _KIT_ARM = aliased(Arm)
 _VIAL_COLUMNS = (
     Vial.id,
@@ -144,6 +147,7 @@ _VIAL_COLUMNS = (
     Lot.id,
     Lot.number,
     Lot.status,
+    Lot.exceptional_trial,
     Lot.exceptional_subject,
     Lot.expires_on,
     Lot.cells_per_vial,
@@ -198,12 +202,10 @@ def subjects_by_wristband(
     protocol_id: str | None,
     product_id: int | None,
 ) -> list[ScannedSubject]:
-    """Subjects whose wristband or code is one of `values`; exact wristbands first."""
+    """Subjects whose wristband or code is one of `values`, at any site."""
     query = _SUBJECTS_IN_TRIAL if protocol_id is not None else _SUBJECTS_BY_BAND
     rows = _run(session, query, values=list(values), protocol_id=protocol_id, product_id=product_id)
-    found = [_subject(row) for row in rows]
-    exact = [subject for subject in found if subject.wristband in values]
-    return exact or found
+    return [_subject(row) for row in rows]
 
 
 def subject_by_id(
@@ -231,7 +233,7 @@ def gather(
     shipments = _shipments(session, vial.id)
     kit = vial.kit_id is not None and vial.kit_blinded
     blinded = kit or subject.blinded
-    lot_status, exceptional_subject = _release(session, vial, kit)
+    lot_status, exceptional_for = _release(session, vial, kit)
     storage_c, thaw_window = vial.storage_limit_c, vial.post_thaw_window_minutes
     if blinded:
         # What differs between the arms' products is judged for the trial, not the kit.
@@ -243,16 +245,18 @@ def gather(
         kit=kit,
         item=vial.label,
         subject=subject.code,
+        subject_id=subject.id,
+        trial=subject.protocol_id,
         visit=visit.number if visit else visit_number,
         visit_window=_window(subject, visit),
         visit_window_problem=_window_problem(subject, visit, visit_number),
-        allocated_to=own["subject"] if own else None,
+        allocated_to=own["subject_id"] if own else None,
         allocated_visit=own["visit_number"] if own else None,
         visit_allocation=_visit_allocation(allocations, subject, visit),
         visit_given=_visit_given(session, subject, visit),
         lot=vial.packaging_lot or "" if kit else vial.lot,
         lot_status=lot_status,
-        exceptional_subject=exceptional_subject,
+        exceptional_for=exceptional_for,
         recall_scope=None if kit else _recall_scope(session, vial),
         # A kit shows its packaging lot's expiry (the earliest of every arm's lot), so a
         # date never tells the arms apart.
@@ -265,6 +269,7 @@ def gather(
         ),
         # At the bedside: the checker's own site, or the subject's ward.
         places=frozenset({user.site.code, subject.site_code}),
+        pharmacy=subject.pharmacy_code,
         check_site=user.site.code,
         time_zone=user.site.time_zone,
         post_thaw_window_minutes=thaw_window,
@@ -289,13 +294,11 @@ def _own_allocation(
     for row in allocations:
         if row["vial_id"] == vial.id or (vial.kit_id is not None and row["kit_id"] == vial.kit_id):
             return row
-    # The lot records the exceptional release's subject code but not its trial: a subject
-    # of another trial with the same code cannot hold a lot-level allocation to this vial's
-    # lot, since allocations are per subject id, so the code alone is compared here.
-    if (
-        vial.lot_status != LotStatus.EXCEPTIONALLY_RELEASED
-        or vial.exceptional_subject != subject.code
-    ):
+    # The lot names the exceptional release's subject by trial and code together.
+    if vial.lot_status != LotStatus.EXCEPTIONALLY_RELEASED or (
+        vial.exceptional_trial,
+        vial.exceptional_subject,
+    ) != (subject.protocol_id, subject.code):
         return None
     return next(
         (
@@ -310,11 +313,14 @@ def _own_allocation(
     )
 
 
-def _release(session: Session, vial: ScannedVial, kit: bool) -> tuple[str, str | None]:
-    """The status the check judges: a blinded kit's is its packaging lot's worst."""
+def _release(session: Session, vial: ScannedVial, kit: bool) -> tuple[str, tuple[str, str] | None]:
+    """The status the check judges (a blinded kit's is its packaging lot's worst), and the
+    subject (protocol id, code) an exceptional release is for."""
     if kit and vial.kit_trial_id is not None and vial.packaging_lot is not None:
         return packaging_lot_status(session, vial.kit_trial_id, vial.packaging_lot)
-    return vial.lot_status, vial.exceptional_subject
+    if vial.exceptional_trial is None or vial.exceptional_subject is None:
+        return vial.lot_status, None
+    return vial.lot_status, (vial.exceptional_trial, vial.exceptional_subject)
 
 
 def _visit_given(
@@ -336,7 +342,7 @@ def _shortest(first: int | None, second: int | None) -> int | None:
 def _vial(row: Any) -> ScannedVial | None:
     if row is None:
         return None
-    return ScannedVial(*[*row[:18], bool(row[18]), *row[19:]])
+    return ScannedVial(*[*row[:19], bool(row[19]), *row[20:]])
 
 
 def _subjects() -> Select[*tuple[Any, ...]]:
@@ -354,6 +360,7 @@ def _subjects() -> Select[*tuple[Any, ...]]:
             Subject.site_id,
             Site.code,
             TrialSite.pharmacy_site_id,
+            _PHARMACY.code,
             Subject.arm_id,
             Arm.route,
             Arm.cells_per_dose,
@@ -375,6 +382,7 @@ def _subjects() -> Select[*tuple[Any, ...]]:
             TrialSite,
             and_(TrialSite.trial_id == Subject.trial_id, TrialSite.site_id == Subject.site_id),
         )
+        .outerjoin(_PHARMACY, _PHARMACY.id == TrialSite.pharmacy_site_id)
         .outerjoin(Arm, Arm.id == Subject.arm_id)
     )
 
@@ -395,9 +403,9 @@ def _trial_products(aggregate: Any) -> Any:
 
 def _subject(row: Any) -> ScannedSubject:
     values = list(row)
-    values[15] = tuple(values[15] or ())
-    values[16] = bool(values[16])
+    values[16] = tuple(values[16] or ())
     values[17] = bool(values[17])
+    values[18] = bool(values[18])
     return ScannedSubject(*values)
 
 

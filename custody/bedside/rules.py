@@ -125,23 +125,31 @@ class BedsideFacts:
     blinded: bool = False
     kit: bool = False  # a blinded kit was scanned: "the kit", "the kit's packaging lot"
     item: str = "vial"  # how sentences name what was scanned: "vial V0001" or "kit 0042"
+    # The scanned subject: its identity (id; its trial and code together) decides, the code
+    # alone is only how sentences name it (codes repeat across trials).
     subject: str = ""
+    subject_id: int | None = None
+    trial: str = ""  # the subject's trial, by protocol id
     visit: int | None = None
     visit_window: tuple[dt.date, dt.date] | None = None  # earliest and latest dosing day
     visit_window_problem: str | None = None  # why no window could be computed
-    allocated_to: str | None = None  # the subject the vial/kit is allocated to
+    allocated_to: int | None = None  # the id of the subject the vial/kit is allocated to
     allocated_visit: int | None = None
     visit_allocation: str | None = None  # what this subject's visit is allocated (the label)
     visit_given: dt.datetime | None = None  # when this subject's visit was already given
     lot: str = ""
     lot_status: str = "released"
-    exceptional_subject: str | None = None
+    # The one subject an exceptionally released lot is for: (protocol id, subject code).
+    exceptional_for: tuple[str, str] | None = None
     recall_scope: str | None = None  # "lot:…", "bank:…" or "donor:…", once recalled
     expires_on: dt.date | None = None
     open_excursions: tuple[str, ...] = ()  # kinds: temperature, hold_time, gap
     events: tuple[VialEvent, ...] = ()
     unreceived_shipment: str | None = None  # the SSCC of a shipper it left and never arrived
     places: frozenset[str] = frozenset()  # sites where the vial may be for this check
+    # The pharmacy that supplies the subject's ward: the vial's custody path must run
+    # through it (received there), whatever its last recorded place.
+    pharmacy: str | None = None
     check_site: str = ""
     post_thaw_window_minutes: int | None = None
     dose: Dose | None = None
@@ -250,6 +258,8 @@ def _label(facts: BedsideFacts) -> Check:
 def _wristband(facts: BedsideFacts) -> Check:
     if facts.wristband_problem is not None:
         return Check("wristband", False, facts.wristband_problem)
+    if not facts.subject:
+        return Check("wristband", False, "The wristband names no subject.")
     return Check("wristband", True, f"The wristband is subject {facts.subject}'s.")
 
 
@@ -258,7 +268,7 @@ def _allocation(facts: BedsideFacts) -> Check:
     visit = f"visit {facts.visit}" if facts.visit is not None else "this visit"
     if facts.allocated_to is None:
         reason = f"{_cap(what)} is not allocated to any subject."
-    elif facts.allocated_to != facts.subject:
+    elif facts.subject_id is None or facts.allocated_to != facts.subject_id:
         reason = f"{_cap(what)} is allocated to another subject."
     elif facts.visit is not None and facts.allocated_visit != facts.visit:
         reason = (
@@ -278,7 +288,9 @@ def _allocation(facts: BedsideFacts) -> Check:
 def _release(facts: BedsideFacts) -> Check:
     lot = _lot(facts)
     status = facts.lot_status
-    if status == "exceptionally_released" and facts.exceptional_subject != facts.subject:
+    if status == "exceptionally_released" and (
+        facts.subject_id is None or facts.exceptional_for != (facts.trial, facts.subject)
+    ):
         return Check(
             "release", False, f"{_cap(lot)} is released for another patient only (exceptional)."
         )
@@ -345,6 +357,16 @@ def _custody(facts: BedsideFacts) -> Check:
     reasons = custody_breaks(facts.events)
     if facts.unreceived_shipment is not None:
         reasons.append(f"Shipper {facts.unreceived_shipment} was never received at the pharmacy.")
+    received_at = _received_at(facts.events)
+    if received_at is None and facts.events:
+        reasons.append(f"{_cap(_the(facts))} was never received by a hospital pharmacy.")
+    elif received_at is not None and received_at != facts.pharmacy:
+        supplier = (
+            f"{facts.pharmacy}, the pharmacy that supplies this ward"
+            if facts.pharmacy
+            else "a pharmacy that supplies this ward (none is recorded)"
+        )
+        reasons.append(f"{_cap(_the(facts))} was received at {received_at}, not at {supplier}.")
     place = _place(facts.events)
     if place is not None and facts.places and place not in facts.places:
         reasons.append(f"{_cap(_the(facts))} is recorded at {place}, not at {facts.check_site}.")
@@ -529,6 +551,13 @@ def _cap(text: str) -> str:
 
 def _place(events: Sequence[VialEvent]) -> str | None:
     return events[-1].site if events else None
+
+
+def _received_at(events: Sequence[VialEvent]) -> str | None:
+    """Where the vial was last received from a shipper (its pharmacy), if it was."""
+    return next(
+        (event.site or "" for event in reversed(events) if event.event_type == "RECEIVED"), None
+    )
 
 
 def _cells(count: int) -> str:

@@ -58,8 +58,12 @@ class ReleaseRefusedError(DomainError):
 
 @dataclass(frozen=True)
 class ExceptionalRequest:
-    """The treating physician's request for an out-of-specification lot, for one subject."""
+    """The treating physician's request for an out-of-specification lot, for one subject.
 
+    The subject is named by its trial's protocol id and its code: codes repeat across trials.
+    """
+
+    protocol_id: str
     subject_code: str
     physician_name: str
     request_reference: str
@@ -121,6 +125,7 @@ def decide(
     payload = {"lot": lot.number, "reason": reason, "signature": signature}
     if exceptional is not None and decision == Decision.EXCEPTIONAL_RELEASE:
         payload["exceptional"] = exceptional.__dict__
+        lot.exceptional_trial = exceptional.protocol_id
         lot.exceptional_subject = exceptional.subject_code
     lot.status = status
     event = append_event(

@@ -21,7 +21,7 @@ from lots.access import Permission, require
 from lots.accounts import get_site
 from lots.batch import Vial
 from lots.errors import DomainError, InvalidValueError, NotFoundError
-from lots.models import SiteKind, User
+from lots.models import Site, SiteKind, User
 from lots.time_rules import is_before, is_in_the_future
 
 
@@ -158,11 +158,17 @@ def store(
 def dispense(
     session: Session, user: User, serials: Sequence[str], *, ward_code: str, now: dt.datetime
 ) -> None:
-    """Send stored vials to a ward of the same hospital."""
+    """Send stored vials to a ward this pharmacy supplies (no other ward may receive them)."""
     require(user, Permission.VIALS_HANDLE)
     ward = get_site(session, ward_code)
     if ward.kind != SiteKind.WARD:
         raise InvalidValueError("ward", f"{ward_code} is not a ward.")
+    if ward.supplied_by_id != user.site_id:
+        raise InvalidValueError(
+            "ward",
+            f"{ward.name} is not supplied by {user.site.name}: dispense only to the wards "
+            "your pharmacy supplies.",
+        )
     vials = _at_my_site(session, user, serials, allowed={"stored"})
     _record(session, user, vials, "DISPENSED", {"ward": ward.code}, now=now)
 
@@ -177,7 +183,7 @@ def thaw(
 ) -> dt.datetime:
     """Thaw a vial: the post-thaw clock starts; returns the time by which it must be used."""
     require(user, Permission.VIALS_HANDLE)
-    (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"})
+    (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"}, thawing=True)
     thawed_at = occurred_at or now
     if is_in_the_future(thawed_at, now):
         # The post-thaw clock would start in the future and the vial look usable for longer.
@@ -270,8 +276,14 @@ def _reconcile(
 
 
 def _at_my_site(
-    session: Session, user: User, serials: Sequence[str], *, allowed: set[str]
+    session: Session,
+    user: User,
+    serials: Sequence[str],
+    *,
+    allowed: set[str],
+    thawing: bool = False,
 ) -> list[Vial]:
+    """The vials, each where the user is (a thaw happens only where the vial is)."""
     vials = list(
         session.scalars(
             select(Vial).where(Vial.serial.in_(list(serials))).options(selectinload(Vial.lot))
@@ -282,12 +294,13 @@ def _at_my_site(
     if unknown:
         raise NotFoundError("vial", ", ".join(unknown))
     status = vial_status(session, vials)
+    # A dispensed vial is at its ward; the pharmacy that supplies the ward may take it back.
+    supplied = set(session.scalars(select(Site.code).where(Site.supplied_by_id == user.site_id)))
     reasons = []
     for vial in vials:
         state, site = status[vial.serial]
-        if site != user.site.code and not (
-            state == "dispensed" and user.site.kind == SiteKind.WARD
-        ):
+        returned = state == "dispensed" and site in supplied and "dispensed" in allowed
+        if site != user.site.code and not (returned and not thawing):
             reasons.append(f"{vial.serial} is not at {user.site.name}.")
         elif state not in allowed:
             reasons.append(f"{vial.serial} is {state.replace('_', ' ')}.")

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session, selectinload
 
 from custody.ledger import EventDraft, append_events
@@ -18,7 +18,8 @@ from lots.access import Permission, require
 from lots.accounts import get_site, get_user
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import AlreadyExistsError, DomainError, InvalidValueError, NotFoundError
-from lots.models import SiteKind, User
+from lots.local_time import local_date
+from lots.models import Site, SiteKind, User
 
 # GS1's example company prefix: demo SSCCs never clash with a real company's.
 DEFAULT_COMPANY_PREFIX = "0950600"
@@ -139,7 +140,7 @@ def pack_vials(
     reasons = [
         reason
         for vial in vials
-        if (reason := _not_packable(vial, states[vial.serial], shipment, now)) is not None
+        if (reason := _not_packable(session, vial, states[vial.serial], shipment, now)) is not None
     ]
     if reasons:
         raise VialNotPackableError(reasons)
@@ -250,20 +251,60 @@ def _vials(session: Session, serials: Sequence[str]) -> list[Vial]:
     return [found[serial] for serial in serials]
 
 
-def _not_packable(vial: Vial, state: str, shipment: Shipment, now: dt.datetime) -> str | None:
+# Shipping sits below trials in custody's layers: it reads the two columns it needs by name.
+_SUBJECTS = table("subjects", column("trial_id"), column("site_id"), column("code"))
+_TRIALS = table("trials", column("id"), column("protocol_id"))
+
+
+def exceptional_destination(session: Session, lot: Lot) -> int | None:
+    """The pharmacy that supplies the ward of the subject an exceptional release names (its
+    site id), or None while that subject is not enrolled."""
+    ward_id = session.scalar(
+        select(_SUBJECTS.c.site_id)
+        .join(_TRIALS, _TRIALS.c.id == _SUBJECTS.c.trial_id)
+        .where(
+            _TRIALS.c.protocol_id == lot.exceptional_trial,
+            _SUBJECTS.c.code == lot.exceptional_subject,
+        )
+    )
+    if ward_id is None:
+        return None
+    ward = session.get(Site, ward_id)
+    return ward.supplied_by_id if ward is not None else None
+
+
+def _not_for_this_destination(session: Session, vial: Vial, shipment: Shipment) -> str | None:
+    """Why an exceptionally released vial may not go where this shipper goes, if it may not."""
+    lot: Lot = vial.lot
+    destination = exceptional_destination(session, lot)
+    if destination is None:
+        return (
+            f"{vial.serial}: lot {lot.number} is released for subject "
+            f"{lot.exceptional_subject} of {lot.exceptional_trial} only, who is not enrolled yet."
+        )
+    if destination != shipment.to_site_id:
+        return (
+            f"{vial.serial}: lot {lot.number} is released for subject "
+            f"{lot.exceptional_subject} only; it ships only to that subject's pharmacy."
+        )
+    return None
+
+
+def _not_packable(
+    session: Session, vial: Vial, state: str, shipment: Shipment, now: dt.datetime
+) -> str | None:
     lot: Lot = vial.lot
     if lot.status == LotStatus.EXCEPTIONALLY_RELEASED:
-        return (
-            f"{vial.serial}: lot {lot.number} is released for subject {lot.exceptional_subject} "
-            "only; it ships to that subject's site once trials and subjects are recorded."
-        )
-    if lot.status != LotStatus.RELEASED:
+        if (reason := _not_for_this_destination(session, vial, shipment)) is not None:
+            return reason
+    elif lot.status != LotStatus.RELEASED:
         return f"{vial.serial}: lot {lot.number} is {lot.status.replace('_', ' ')}, not released."
     if state != "in_stock":
         return f"{vial.serial} is {state.replace('_', ' ')}, not in stock."
     if lot.site_id != shipment.from_site_id:
         return f"{vial.serial} is not at {shipment.from_site.code}."
-    if lot.expires_on < now.date():
+    # A date-only expiry holds through the end of that day at the shipping site.
+    if lot.expires_on < local_date(now, shipment.from_site.time_zone):
         return f"{vial.serial}: lot {lot.number} expired on {lot.expires_on.isoformat()}."
     return None
 

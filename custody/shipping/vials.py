@@ -3,7 +3,7 @@ excursions of the shipments it travelled in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import and_, func, select
@@ -52,8 +52,13 @@ def vial_states(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
     return {serial: state for serial, (state, _) in vial_status(session, vials).items()}
 
 
-def vial_status(session: Session, vials: Sequence[Vial]) -> dict[str, tuple[str, str | None]]:
+def vial_status(
+    session: Session, vials: Sequence[Vial], *, lot_status: Mapping[int, str] | None = None
+) -> dict[str, tuple[str, str | None]]:
     """Each vial's derived state and the code of the site it is at, by serial.
+
+    `lot_status` (by vial id) judges a vial by a status other than its own lot's: a blinded
+    kit's vial by its packaging lot's worst, so the state reads alike for both arms.
 
     Only state-changing events count: an observation or a bedside check on a vial's chain
     leaves its state and place as they were. A dispensed vial is at the ward it was sent to.
@@ -82,7 +87,8 @@ def vial_status(session: Session, vials: Sequence[Vial]) -> dict[str, tuple[str,
     status: dict[str, tuple[str, str | None]] = {}
     for chain, vial in chains.items():
         last_type, place = found.get(chain, (None, None))
-        state = derive_state(last_type, vial.lot.status, excursion=vial.id in held)
+        judged_by = (lot_status or {}).get(vial.id, vial.lot.status)
+        state = derive_state(last_type, judged_by, excursion=vial.id in held)
         status[vial.serial] = (state, place)
     return status
 

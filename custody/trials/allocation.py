@@ -132,7 +132,7 @@ def _allocation_blockers(session: Session, subject: Subject, vial: Vial) -> list
             "arm receives."
         )
     if lot.status == LotStatus.EXCEPTIONALLY_RELEASED:
-        if lot.exceptional_subject != subject.code:
+        if not lot.is_exceptionally_for(subject.trial.protocol_id, subject.code):
             reasons.append(f"Lot {lot.number} was released exceptionally for another patient only.")
     elif lot.status not in USABLE_LOTS:
         reasons.append(f"Lot {lot.number} is {lot.status.replace('_', ' ')}.")

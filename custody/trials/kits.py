@@ -24,9 +24,11 @@ from custody.trials.protocols import find_trial_site, get_trial
 from custody.trials.subjects import get_subject
 from labels.payload import AI82
 from lots.access import Permission, require
+from lots.accounts import get_site
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import InvalidValueError, NotFoundError
+from lots.local_time import local_date
 from lots.models import User
 
 KIT_DIGITS = 6
@@ -194,10 +196,19 @@ def trial_kits(session: Session, trial: Trial) -> Sequence[Kit]:
 def kit_views(session: Session, kits: Sequence[Kit]) -> dict[int, KitView]:
     """Each kit's number, packaging lot, state and allocation, by kit id.
 
-    The state comes from the vial inside, but is never more telling than the kit: an
-    allocated kit is "allocated", a kit's vial state otherwise.
+    The state comes from the vial inside, but is never more telling than the kit: it is
+    judged by the packaging lot's worst status (a recall of one arm's lot quarantines every
+    kit packed with it), and an allocated kit is "allocated".
     """
-    status = vial_status(session, [kit.vial for kit in kits])
+    worst = {
+        key: packaging_lot_status(session, *key)[0]
+        for key in {(kit.trial_id, kit.packaging_lot) for kit in kits}
+    }
+    status = vial_status(
+        session,
+        [kit.vial for kit in kits],
+        lot_status={kit.vial_id: worst[kit.trial_id, kit.packaging_lot] for kit in kits},
+    )
     allocated = {
         allocation.kit_id: allocation
         for allocation in session.scalars(
@@ -230,15 +241,16 @@ def kit_expiry(session: Session, trial: Trial, packaging_lot: str) -> dt.date | 
 
 def packaging_lot_status(
     session: Session, trial_id: int, packaging_lot: str
-) -> tuple[str, str | None]:
+) -> tuple[str, tuple[str, str] | None]:
     """The worst status over every lot packed in a blinded packaging lot, whichever the arm,
-    and the subject of an exceptional release (None when the lots name different ones).
+    and the subject (protocol id, code) of an exceptional release (None when the lots name
+    different ones).
 
     A kit is judged by its packaging lot, never by its own arm's lot: a recall of one arm's
     lot stops every kit of the packaging lot, so no kit's status tells the arms apart.
     """
     rows = session.execute(
-        select(Lot.status, Lot.exceptional_subject)
+        select(Lot.status, Lot.exceptional_trial, Lot.exceptional_subject)
         .join(Vial, Vial.lot_id == Lot.id)
         .join(Kit, Kit.vial_id == Vial.id)
         .where(Kit.trial_id == trial_id, Kit.packaging_lot == packaging_lot)
@@ -246,11 +258,14 @@ def packaging_lot_status(
     ).all()
     if not rows:
         return LotStatus.QUARANTINE.value, None
-    worst = max((str(status) for status, _ in rows), key=_STATUS_RANK.__getitem__)
+    worst = max((str(status) for status, _, _ in rows), key=_STATUS_RANK.__getitem__)
     if worst != LotStatus.EXCEPTIONALLY_RELEASED:
         return worst, None
-    subjects = {subject for status, subject in rows if status == worst}
-    return worst, subjects.pop() if len(subjects) == 1 else None
+    subjects = {(trial, code) for status, trial, code in rows if status == worst}
+    if len(subjects) != 1:
+        return worst, None
+    trial, code = subjects.pop()
+    return worst, (trial, code) if trial is not None and code is not None else None
 
 
 def draw_kit(session: Session, trial: Trial, arm_id: int, pharmacy_code: str) -> Kit | None:
@@ -265,14 +280,18 @@ def draw_kit(session: Session, trial: Trial, arm_id: int, pharmacy_code: str) ->
         .outerjoin(Allocation, Allocation.kit_id == Kit.id)
         .where(Kit.trial_id == trial.id, Kit.arm_id == arm_id, Allocation.id.is_(None))
     ).all()
-    today = utcnow().date()
+    today = local_date(utcnow(), get_site(session, pharmacy_code).time_zone)  # the pharmacy's day
     usable = set()
     for packaging_lot in {kit.packaging_lot for kit in candidates}:
         status, _ = packaging_lot_status(session, trial.id, packaging_lot)
         expiry = kit_expiry(session, trial, packaging_lot)
         if status in USABLE_LOTS and expiry is not None and expiry >= today:
             usable.add(packaging_lot)
-    status_of = vial_status(session, [kit.vial for kit in candidates])
+    status_of = vial_status(
+        session,
+        [kit.vial for kit in candidates],
+        lot_status={kit.vial_id: LotStatus.RELEASED.value for kit in candidates},
+    )  # the packaging lot's status is judged above, alike for both arms
     in_stock = {(state, pharmacy_code) for state in KIT_STATES}
     eligible = [
         kit

@@ -116,6 +116,10 @@ def create_trial(
             raise InvalidValueError(
                 "sites", f"{site_code} must be a ward and {pharmacy_code} a hospital pharmacy."
             )
+        if ward.supplied_by_id != pharmacy.id:
+            raise InvalidValueError(
+                "sites", f"{site_code} is supplied by {ward.supplied_by_code}, not {pharmacy_code}."
+            )
         session.add(TrialSite(trial_id=trial.id, site_id=ward.id, pharmacy_site_id=pharmacy.id))
     session.flush()
     session.expire(trial, ["arms", "visits", "sites"])

@@ -79,7 +79,7 @@ def test_a_wrong_patient_gives_a_red_no_go_with_the_reason(client, codes):
     response = _check(client, token, vial=codes["vial"], wristband="SCI-404")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'class="bedside-outcome no-go"' in page
-    assert "No subject matches this wristband" in page
+    assert "No subject of this site matches this wristband" in page
     assert "Confirm and record" not in page
 
 

@@ -42,6 +42,7 @@ WARD = {
     "name": "SYSU3 intensive care unit",
     "kind": "ward",
     "time_zone": "Asia/Shanghai",
+    "supplied_by": "SYSU3-PH",
 }
 NURSE = {
     "username": "nurse-li",

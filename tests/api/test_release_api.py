@@ -19,6 +19,7 @@ from tests.worlds.api import (
 )
 
 EXCEPTIONAL = {
+    "protocol_id": "NCT06976229",
     "subject_code": "XS228-S-0107",
     "physician_name": "Dr. Dong Jianwen",
     "request_reference": "SYSU3-REQ-2026-031",
@@ -292,8 +293,9 @@ def test_an_out_of_specification_lot_is_released_exceptionally_for_one_named_sub
     lot = client.get("/api/v1/lots/XS228-R17", headers=auth_headers("qa")).json
     assert (response.status_code, response.json["decision"]) == (201, "exceptionally_released")
     assert response.json["exceptional"] == EXCEPTIONAL
-    assert (lot["status"], lot["exceptional_subject"]) == (
+    assert (lot["status"], lot["exceptional_trial"], lot["exceptional_subject"]) == (
         "exceptionally_released",
+        "NCT06976229",
         "XS228-S-0107",
     )
 

@@ -157,6 +157,63 @@ def test_received_vials_are_stored_dispensed_and_thawed_at_the_ward(api):
     ) == dt.timedelta(minutes=120)
 
 
+def _stored_at_the_pharmacy(api, number: int) -> str:
+    sscc = shipped(api, (number,))
+    ok(handoff(api, sscc, "pharmacist", "courier", password=PASSWORDS["pharmacist"]), 201)
+    body = {"seal_number": SEAL, "serials": [v(number)]}
+    ok(api("pharmacist", "POST", f"/shipments/{sscc}/receipt", body), 201)
+    ok(api("pharmacist", "POST", "/vials/store", {"serials": [v(number)], "location": "LN2-02"}))
+    return v(number)
+
+
+def _custody_events(app, serial: str) -> int:
+    return scalar(
+        app,
+        select(func.count())
+        .select_from(CustodyEvent)
+        .where(CustodyEvent.chain == f"vial:{serial}"),
+    )
+
+
+def test_a_pharmacy_dispenses_only_to_the_wards_it_supplies(api, app):
+    serial = _stored_at_the_pharmacy(api, 1)
+    sites = ok(api("admin", "GET", "/sites"))
+    before = _custody_events(app, serial)
+    for site in sites:
+        if site["supplied_by"] == "SYSU3-PH":
+            continue
+        answer = api(
+            "pharmacist", "POST", "/vials/dispense", {"serials": [serial], "ward": site["code"]}
+        )
+        refused(answer, 422)
+    assert _custody_events(app, serial) == before  # every refusal left the vial's record alone
+    assert ok(api("pharmacist", "GET", f"/vials/{serial}"))["state"] == "stored"
+    ok(api("pharmacist", "POST", "/vials/dispense", {"serials": [serial], "ward": "SYSU3-SPINE"}))
+
+
+def test_a_vial_is_thawed_only_where_it_is(api, app):
+    stored = _stored_at_the_pharmacy(api, 1)
+    dispensed = _stored_at_the_pharmacy(api, 2)
+    ok(
+        api(
+            "pharmacist", "POST", "/vials/dispense", {"serials": [dispensed], "ward": "SYSU3-SPINE"}
+        )
+    )
+    users = ok(api("admin", "GET", "/users"))
+    handlers = [u["username"] for u in users if u["role"] in {"pharmacist", "clinician"}]
+    counts = {serial: _custody_events(app, serial) for serial in (stored, dispensed)}
+    for username in handlers:
+        site = next(u["site"] for u in users if u["username"] == username)
+        for serial, place in ((stored, "SYSU3-PH"), (dispensed, "SYSU3-SPINE")):
+            if site == place:
+                continue
+            answer = api(username, "POST", f"/vials/{serial}/thaw", {})
+            assert answer.status_code in {403, 404, 409, 422}, (username, serial)
+    assert {serial: _custody_events(app, serial) for serial in counts} == counts
+    ok(api("clinician", "POST", f"/vials/{dispensed}/thaw", {}))
+    ok(api("pharmacist", "POST", f"/vials/{stored}/thaw", {}))
+
+
 def test_vials_come_out_of_an_open_shipper_by_post_or_delete(api):
     sscc = created(api, (1, 2, 3))
     after_post = ok(

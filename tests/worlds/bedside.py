@@ -20,7 +20,13 @@ from app.demo.trials import (
     XS228_TRIAL,
 )
 from custody.bedside import check_at_bedside, record_administration
-from custody.manufacturing import create_lot, decide, record_result, record_step
+from custody.manufacturing import (
+    ExceptionalRequest,
+    create_lot,
+    decide,
+    record_result,
+    record_step,
+)
 from custody.shipping import (
     Shipment,
     create_shipment,
@@ -226,9 +232,16 @@ def administer(
 
 
 def released_lot(
-    session: Session, number: str, vials: int = 2, *, bank_code: str = "XS-WCB-01"
+    session: Session,
+    number: str,
+    vials: int = 2,
+    *,
+    bank_code: str = "XS-WCB-01",
+    exceptional: ExceptionalRequest | None = None,
 ) -> str:
-    """A new XS228 lot made, tested and released through the services; its number."""
+    """A new XS228 lot made, tested and released through the services; its number. With
+    `exceptional`, its viability is out of specification and QA releases it exceptionally
+    for the named subject."""
     maker, qc, qa = (get_user(session, name) for name in ("manufacturing", "qc", "qa"))
     end = utcnow() - dt.timedelta(days=10)
     create_lot(
@@ -242,13 +255,16 @@ def released_lot(
         password=PASSWORDS["manufacturing"], now=end,
     )  # fmt: skip
     for test, value, unit in XS228_RESULTS:
+        out_of_specification = exceptional is not None and test == "Viability"
         record_result(
-            session, qc, number, test=test, value=value, unit=unit, method=None,
+            session, qc, number, test=test, value="65.0" if out_of_specification else value,
+            unit=unit, method=None,
             tested_at=end + dt.timedelta(days=7),
         )  # fmt: skip
     decide(
-        session, HASHER, qa, number, decision="release", password=PASSWORDS["qa"],
-        meaning="Released for clinical use (QA)",
+        session, HASHER, qa, number, password=PASSWORDS["qa"],
+        decision="release" if exceptional is None else "exceptional_release",
+        meaning="Released for clinical use (QA)", exceptional=exceptional,
     )  # fmt: skip
     return number
 

@@ -360,7 +360,7 @@ def test_an_unknown_wristband_records_the_attempt_on_the_checkers_site_chain(ses
         base=BASE,
         keys=KEYS,
     )
-    assert "No subject matches this wristband" in failed(bedside)["wristband"]
+    assert "No subject of this site matches this wristband" in failed(bedside)["wristband"]
     # Not on the vial's chain: that would show the vial to whichever site scanned it.
     assert _events(session, "BEDSIDE_CHECKED") == []
     (event,) = _events(session, "BEDSIDE_CHECKED", chain="site:SYSU3-SPINE")

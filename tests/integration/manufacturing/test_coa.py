@@ -152,7 +152,9 @@ def test_the_coa_of_an_exceptional_release_names_the_subject_and_the_oos_result(
         decision="exceptional_release",
         password=password("qa"),
         meaning="Exceptional release for one subject",
-        exceptional=ExceptionalRequest("XS-CN-0007", "Dr. Dong Jianwen", "REQ-114", "Accepted"),
+        exceptional=ExceptionalRequest(
+            "NCT06976229", "XS-CN-0007", "Dr. Dong Jianwen", "REQ-114", "Accepted"
+        ),
     )
     text = pdf_text(render_coa(session, lot))
     assert "EXCEPTIONAL RELEASE" in text

@@ -52,6 +52,7 @@ from tests.worlds.manufacturing import (
 )
 
 HOPE = ExceptionalRequest(
+    protocol_id="NCT06976229",
     subject_code="XS-CN-0007",
     physician_name="Dr. Dong Jianwen",
     request_reference="REQ-2026-114",

@@ -161,7 +161,8 @@ def test_an_exceptionally_released_lot_goes_only_to_its_named_subject(session):
     )
     # The release service's own tests cover how a lot gets here; the rule under test is ours.
     lot = session.scalar(select(Lot).where(Lot.number == "XS228-2611-01"))
-    lot.status, lot.exceptional_subject = LotStatus.EXCEPTIONALLY_RELEASED, "SCI-003"
+    lot.status = LotStatus.EXCEPTIONALLY_RELEASED
+    lot.exceptional_trial, lot.exceptional_subject = XS228_TRIAL, "SCI-003"
     with pytest.raises(VialNotAllocatableError, match="another patient"):
         allocate_vial(session, pharmacist, XS228_TRIAL, "SCI-001", 2, "XS228-2611-01-V0001")
     allocation = allocate_vial(

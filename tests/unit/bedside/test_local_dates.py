@@ -25,7 +25,9 @@ def _checks(facts: BedsideFacts) -> dict[str, bool]:
 
 
 def _facts(now: dt.datetime, zone: str, **facts) -> BedsideFacts:
-    return BedsideFacts(now=now, time_zone=zone, lot="XS228-2611-01", visit=1, **facts)
+    return BedsideFacts(
+        now=now, time_zone=zone, lot="XS228-2611-01", visit=1, subject="SCI-001", **facts
+    )
 
 
 def test_a_vial_labelled_exp_2026_12_02_is_expired_at_07_50_on_12_03_in_guangzhou():

@@ -41,9 +41,11 @@ GO = BedsideFacts(
     now=NOW,
     item="vial XS228-2610-01-V0001",
     subject="SCI-001",
+    subject_id=1,
+    trial="NCT06976229",
     visit=1,
     visit_window=(NOW.date(), NOW.date()),
-    allocated_to="SCI-001",
+    allocated_to=1,
     allocated_visit=1,
     visit_allocation="vial XS228-2610-01-V0001",
     lot="XS228-2610-01",
@@ -51,6 +53,7 @@ GO = BedsideFacts(
     expires_on=dt.date(2027, 10, 12),
     events=JOURNEY,
     places=frozenset({"SYSU3-SPINE", "SYSU3-PH"}),
+    pharmacy="SYSU3-PH",
     check_site="SYSU3-SPINE",
     post_thaw_window_minutes=120,
     dose=Dose(
@@ -140,14 +143,43 @@ def test_a_lot_that_is_not_released_is_no_go(status):
 
 def test_a_lot_released_exceptionally_for_another_patient_is_no_go():
     facts = dataclasses.replace(
-        GO, lot_status="exceptionally_released", exceptional_subject="SCI-009"
+        GO, lot_status="exceptionally_released", exceptional_for=("NCT06976229", "SCI-009")
     )
     assert "another patient" in _failed(facts)["release"]
 
 
+def test_a_lot_released_exceptionally_for_the_same_code_in_another_trial_is_no_go():
+    facts = dataclasses.replace(
+        GO, lot_status="exceptionally_released", exceptional_for=("NCT06882811", "SCI-001")
+    )
+    assert "another patient" in _failed(facts)["release"]
+
+
+def test_a_vial_allocated_to_another_subject_with_the_same_code_is_no_go():
+    # Subject 2 is SCI-001 of another trial: the same code, another person.
+    failed = _failed(dataclasses.replace(GO, allocated_to=2))
+    assert failed["allocation"] == "The vial is allocated to another subject."
+
+
+def test_a_vial_received_by_a_pharmacy_that_does_not_supply_this_ward_is_no_go():
+    elsewhere = tuple(
+        dataclasses.replace(event, site="DMU1-PH") if event.site == "SYSU3-PH" else event
+        for event in JOURNEY
+    )
+    failed = _failed(dataclasses.replace(GO, events=elsewhere))
+    assert failed["custody"] == (
+        "The vial was received at DMU1-PH, not at SYSU3-PH, the pharmacy that supplies this ward."
+    )
+
+
+def test_a_vial_never_received_by_a_pharmacy_is_no_go():
+    unreceived = tuple(event for event in JOURNEY if event.event_type != "RECEIVED")
+    assert "never received" in _failed(dataclasses.replace(GO, events=unreceived))["custody"]
+
+
 def test_a_lot_released_exceptionally_for_this_patient_passes():
     facts = dataclasses.replace(
-        GO, lot_status="exceptionally_released", exceptional_subject="SCI-001"
+        GO, lot_status="exceptionally_released", exceptional_for=("NCT06976229", "SCI-001")
     )
     assert judge(facts).outcome is Outcome.GO
 
@@ -346,7 +378,7 @@ def test_a_blinded_kit_not_allocated_here_reads_the_same_whatever_the_reason():
         _failed(dataclasses.replace(KIT, visit_allocation="kit K0043", **change))["allocation"]
         for change in (
             {"allocated_to": None},
-            {"allocated_to": "SEP-999"},
+            {"allocated_to": 999},
             {"allocated_visit": 2},
         )
     }
