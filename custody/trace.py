@@ -23,7 +23,15 @@ from custody.shipping import (
     derive_state,
     vial_status,
 )
-from custody.trials import Administration, Allocation, Arm, Kit, Subject, Trial
+from custody.trials import (
+    Administration,
+    Allocation,
+    Arm,
+    Kit,
+    Subject,
+    Trial,
+    packaging_lot_status,
+)
 from lots.banks import descendants, get_bank, get_donor, lineage
 from lots.batch import CellBank, Donor, Lot, Vial
 from lots.errors import InvalidValueError, NotFoundError
@@ -231,7 +239,13 @@ def trace_forward(session: Session, kind: str, code: str, *, blinded: bool = Fal
         scope = or_(scope, Vial.id.in_(neighbours))
         kits = _kits(session, scope)
     hidden = {vial_id for vial_id, kit in kits.items() if blinded and kit.trial.blinded}
-    vials = _vial_states(session, scope)
+    # A hidden kit's state is judged by its packaging lot's worst status, as its kit reads.
+    worst = {
+        key: packaging_lot_status(session, *key)[0]
+        for key in {(kits[v].trial_id, kits[v].packaging_lot) for v in hidden}
+    }
+    judged_by = {v: worst[kits[v].trial_id, kits[v].packaging_lot] for v in hidden}
+    vials = _vial_states(session, scope, judged_by)
     shipments = _shipments(session, scope)
     subjects = _subjects(session, scope, lot_ids, kits, hidden)
     traced_vials = tuple(
@@ -310,7 +324,9 @@ def _vial_ids(scope: ColumnElement[bool]) -> Select[int]:
     return select(Vial.id).where(scope)
 
 
-def _vial_states(session: Session, scope: ColumnElement[bool]) -> list[_VialRow]:
+def _vial_states(
+    session: Session, scope: ColumnElement[bool], judged_by: dict[int, str]
+) -> list[_VialRow]:
     """`custody.vials.vial_status` for a whole set at once, with the vials chosen by a
     condition instead of a list: each chain's head (kept in the event's own transaction)
     names its last event by primary key; the few vials whose last event changes no state
@@ -353,13 +369,14 @@ def _vial_states(session: Session, scope: ColumnElement[bool]) -> list[_VialRow]
     )
     wards = _wards(session, [(f"vial:{row[1]}", row[4]) for row in rows if row[5] == "DISPENSED"])
     odd = [row[0] for row in rows if row[5] is not None and row[5] not in STATE_AFTER]
-    slow = _slow_states(session, odd)
+    slow = _slow_states(session, odd, judged_by)
     found = []
     for vial_id, serial, lot, lot_status, _, event_type, site in rows:
         if vial_id in slow:
             state, place = slow[vial_id]
         else:
-            state = derive_state(event_type, lot_status, excursion=vial_id in held)
+            status = judged_by.get(vial_id, lot_status)
+            state = derive_state(event_type, status, excursion=vial_id in held)
             place = wards.get(f"vial:{serial}") or site
         found.append(_VialRow(vial_id, serial, lot, state, place))
     return found
@@ -377,11 +394,13 @@ def _wards(session: Session, heads: Sequence[tuple[str, int]]) -> dict[str, str]
     return {chain: orjson.loads(body)["payload"].get("ward") for chain, body in bodies}
 
 
-def _slow_states(session: Session, vial_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+def _slow_states(
+    session: Session, vial_ids: Sequence[int], judged_by: dict[int, str]
+) -> dict[int, tuple[str, str | None]]:
     if not vial_ids:
         return {}
     vials = session.scalars(select(Vial).where(Vial.id.in_(vial_ids))).all()
-    status = vial_status(session, vials)
+    status = vial_status(session, vials, lot_status=judged_by)
     return {vial.id: status[vial.serial] for vial in vials}
 
 

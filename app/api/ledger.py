@@ -32,7 +32,7 @@ from custody.ledger import (
     record_observation,
     verify_ledger,
 )
-from custody.trials import hides_chain
+from custody.trials import chain_hidden
 from lots.access import Permission
 from lots.errors import NotFoundError
 from lots.models import AuditEntry, Site
@@ -71,11 +71,19 @@ class Export(MethodView):
         description="An EPCISDocument; it validates against GS1's EPCIS 2.0 JSON schema.",
     )
     def get(self, query: dict[str, Any]) -> Response:
-        """Custody events as EPCIS 2.0 JSON-LD: one event per shipper scan, not per vial."""
+        """Custody events as EPCIS 2.0 JSON-LD: one event per shipper scan, not per vial.
+
+        Read as the chains are: a blinded reader's export holds no event of a blinded kit's
+        vial, and a chain the reader may not read is an unknown chain (404)."""
+        session, user = get_session(), require_user()
+        chain = query.get("chain")
+        if chain is not None and chain_hidden(session, user, chain):
+            raise NotFoundError("chain", chain)
         document = export_epcis(
-            get_session(),
+            session,
+            blinded=not user.unblinded,
             base_uri=current_app.config["PUBLIC_URL"],
-            chain=query.get("chain"),
+            chain=chain,
             lot=query.get("lot"),
             sscc=query.get("sscc"),
             since=query.get("since"),
@@ -112,7 +120,7 @@ class EventById(MethodView):
         session, user = get_session(), require_user()
         event = session.get(CustodyEvent, event_id)
         # An event of a blinded kit vial's chain names the vial: unknown to a blinded reader.
-        if event is None or hides_chain(session, user, event.chain):
+        if event is None or chain_hidden(session, user, event.chain):
             raise NotFoundError("event", event_id)
         ensure_visible(user, [event.site_id], "event", event_id)
         return event
@@ -125,7 +133,7 @@ class Chain(MethodView):
     def get(self, chain: str) -> list[CustodyEvent]:
         """A whole chain in order; visible when its subject or any event is at your site."""
         session, user = get_session(), require_user()
-        if hides_chain(session, user, chain):
+        if chain_hidden(session, user, chain):
             raise NotFoundError("chain", chain)
         events = list(chain_events(session, chain))
         if not events:

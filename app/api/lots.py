@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.api.lot_schemas import (
     DecisionSchema,
     DeviationCloseSchema,
@@ -240,7 +241,7 @@ class CertificateOfAnalysis(MethodView):
         """The lot's Certificate of Analysis as a PDF."""
         lot = _visible_lot(number)
         return Response(
-            render_coa(get_session(), lot),
+            render_coa(get_session(), lot, now=clock.now()),
             mimetype="application/pdf",
             headers={"Content-Disposition": f'inline; filename="CoA-{lot.number}.pdf"'},
         )

@@ -99,6 +99,25 @@ class UnblindingCreateSchema(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
 
 
+class WithdrawalCreateSchema(StrictSchema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(1, 2000),
+        metadata={"description": "Why the subject leaves the trial (kept in the trail)."},
+    )
+    consent_withdrawn = fields.Boolean(
+        load_default=False,
+        metadata={"description": "The subject withdrew consent (not the investigator's call)."},
+    )
+
+
+class WithdrawalSchema(StrictSchema):
+    at = fields.DateTime()
+    by = fields.String()
+    reason = fields.String()
+    consent_withdrawn = fields.Boolean()
+
+
 class KitCreateSchema(StrictSchema):
     packaging_lot = fields.String(required=True, validate=CODE)
     serials_by_arm = fields.Dict(
@@ -222,6 +241,8 @@ class SubjectSchema(StrictSchema):
     enrolled_at = fields.DateTime()
     allocations = fields.List(fields.Nested(AllocationSchema))
     unblinding = fields.Nested(UnblindingSchema, allow_none=True)
+    status = fields.String(metadata={"description": "active or withdrawn"})
+    withdrawal = fields.Nested(WithdrawalSchema, allow_none=True)
 
 
 class KitSchema(StrictSchema):
@@ -299,6 +320,20 @@ def subject_view(
         "enrolled_at": subject.enrolled_at,
         "allocations": [allocation_view(a, sees_arm) for a in allocations],
         "unblinding": unblinding_view(subject.unblinding) if sees_arm else None,
+        "status": "withdrawn" if subject.withdrawn else "active",
+        "withdrawal": withdrawal_view(subject),
+    }
+
+
+def withdrawal_view(subject: Subject) -> dict[str, Any] | None:
+    """Who withdrew the subject, when and why (arm-independent: shown to every reader)."""
+    if subject.withdrawn_at is None:
+        return None
+    return {
+        "at": subject.withdrawn_at,
+        "by": subject.withdrawn_by,
+        "reason": subject.withdrawal_reason,
+        "consent_withdrawn": subject.consent_withdrawn,
     }
 
 

@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from app import clock
 from app.api.trial_schemas import (
     AllocationCreateSchema,
     AllocationSchema,
@@ -28,6 +29,7 @@ from app.api.trial_schemas import (
     TrialSchema,
     UnblindingCreateSchema,
     UnblindingSchema,
+    WithdrawalCreateSchema,
     allocation_view,
     subject_view,
     trial_view,
@@ -59,6 +61,7 @@ from custody.trials import (
     trial_kits,
     unblind,
     visible_subjects,
+    withdraw_subject,
 )
 from lots.access import Permission
 from lots.errors import InvalidValueError
@@ -222,6 +225,28 @@ class SubjectRandomization(MethodView):
         """Randomize: the next free slot of the subject's site list (blinded trials)."""
         session, user = get_session(), require_user()
         return _subject(session, user, randomize(session, user, protocol_id, code))
+
+
+@blp.route("/subjects/<protocol_id>/<code>/withdrawal")
+class SubjectWithdrawal(MethodView):
+    @requires(Permission.SUBJECTS_ENROL)
+    @write
+    @blp.arguments(WithdrawalCreateSchema)
+    @blp.response(201, SubjectSchema)
+    def post(self, data: dict[str, Any], protocol_id: str, code: str) -> dict[str, Any]:
+        """Withdraw the subject from the trial (or record withdrawn consent): once; from then
+        on no randomization, vial, kit or dose. The subject stays in the trail."""
+        session, user = get_session(), require_user()
+        subject = withdraw_subject(
+            session,
+            user,
+            protocol_id,
+            code,
+            reason=data["reason"],
+            consent_withdrawn=data["consent_withdrawn"],
+            now=clock.now(),
+        )
+        return _subject(session, user, subject)
 
 
 @blp.route("/subjects/<protocol_id>/<code>/allocations")

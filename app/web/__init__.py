@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -24,9 +25,11 @@ from app.auth import current_user, hasher, login_session
 from app.db import get_session
 from app.keys import trusted_keys
 from custody.ledger import CustodyEvent, verify_ledger
+from custody.trials import chain_hidden, hidden_kit_chains
 from lots.access import Permission, can, sees_all_sites
 from lots.accounts import authenticate
 from lots.errors import AuthenticationError, ForbiddenError, TooManyAttemptsError
+from lots.local_time import local_time
 from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
 from lots.rules import describe_line
@@ -157,16 +160,45 @@ def home(user: User) -> str:
         if can(user, permission) and endpoint not in seen:
             seen.add(endpoint)
             tiles.append({"href": url_for(endpoint), "title": title, "text": text})
-    events = select(CustodyEvent).order_by(CustodyEvent.id.desc()).limit(10)
-    if not sees_all_sites(user):
-        events = events.where(CustodyEvent.site_id == user.site_id)
     return render_template(
         "home.html",
         user=user,
         purpose=ROLE_PURPOSE[user.role],
         tiles=tiles,
-        events=list(get_session().scalars(events)),
+        events=latest_events(user),
     )
+
+
+@bp.app_template_filter("local_time")
+def local_time_filter(moment: dt.datetime | None, time_zone: str) -> str:
+    """A moment as wall-clock time at a site, with its offset: "2026-12-07 20:15 (UTC+08:00)"."""
+    if moment is None:
+        return "—"
+    local = local_time(moment, time_zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def latest_events(user: User, count: int = 10) -> list[CustodyEvent]:
+    """The newest events of the user's site (every site's for oversight), each on a chain
+    the user may read: a blinded kit vial's chain, or a lot's the user cannot open, is
+    left out, as the chain API leaves it out."""
+    session = get_session()
+    statement = select(CustodyEvent).order_by(CustodyEvent.id.desc())
+    if not user.unblinded:
+        statement = statement.where(CustodyEvent.chain.not_in(hidden_kit_chains()))
+    if not sees_all_sites(user):
+        statement = statement.where(CustodyEvent.site_id == user.site_id)
+    shown: list[CustodyEvent] = []
+    readable: dict[str, bool] = {}
+    for event in session.scalars(statement.limit(count * 5)):
+        if event.chain not in readable:
+            readable[event.chain] = not chain_hidden(session, user, event.chain)
+        if readable[event.chain]:
+            shown.append(event)
+        if len(shown) == count:
+            break
+    return shown
 
 
 @bp.get("/products")

@@ -20,6 +20,7 @@ from marshmallow import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.auth import ensure_visible, hasher
 from app.db import get_session
 from app.web import bp, signed_in
@@ -183,7 +184,7 @@ def lot_coa(user: User, number: str) -> Response:
     db = get_session()
     found = _visible_lot(db, user, number)
     return Response(
-        render_coa(db, found),
+        render_coa(db, found, now=clock.now()),
         mimetype="application/pdf",
         headers={"Content-Disposition": f'inline; filename="CoA-{found.number}.pdf"'},
     )

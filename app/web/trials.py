@@ -9,12 +9,20 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
+from app import clock
 from app.api.trial_schemas import trial_view
 from app.auth import hasher
 from app.db import get_session
 from app.web import bp, signed_in
 from app.writes import write
-from custody.trials import can_see_arm, get_trial, list_trials, unblind, visible_subjects
+from custody.trials import (
+    can_see_arm,
+    get_trial,
+    list_trials,
+    unblind,
+    visible_subjects,
+    withdraw_subject,
+)
 from lots.access import Permission, can
 from lots.errors import DomainError
 from lots.models import User
@@ -29,6 +37,21 @@ class UnblindingForm(Schema):
     subject = fields.String(required=True, validate=validate.Length(1, 20))
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
     password = fields.String(required=True, validate=validate.Length(1, 256))
+
+    @pre_load
+    def _drop_blanks(self, data: Mapping[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        return {key: value.strip() for key, value in data.items() if value.strip()}
+
+
+class WithdrawalForm(Schema):
+    """A withdrawal: the subject, the reason, and whether the subject withdrew consent."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    subject = fields.String(required=True, validate=validate.Length(1, 20))
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+    consent_withdrawn = fields.String(load_default="", validate=validate.OneOf(["", "yes"]))
 
     @pre_load
     def _drop_blanks(self, data: Mapping[str, Any], **_kwargs: Any) -> dict[str, Any]:
@@ -84,11 +107,44 @@ def trial_unblinding(user: User, protocol_id: str) -> Any:
     return redirect(url_for("web.trial", protocol_id=protocol_id, _anchor="subjects"), 303)
 
 
+@bp.post("/trials/<protocol_id>/withdrawal")
+@signed_in(Permission.SUBJECTS_ENROL)
+@write
+def trial_withdrawal(user: User, protocol_id: str) -> Any:
+    """Withdraw a subject of the user's site from the trial, with the reason."""
+    session = get_session()
+    get_trial(session, protocol_id)
+    posted = {k: v for k, v in request.form.to_dict().items() if k in ("subject", "reason")}
+    try:
+        form = WithdrawalForm().load(request.form.to_dict())
+        withdraw_subject(
+            session,
+            user,
+            protocol_id,
+            form["subject"],
+            reason=form["reason"],
+            consent_withdrawn=form["consent_withdrawn"] == "yes",
+            now=clock.now(),
+        )
+    except ValidationError as error:
+        page = _render_trial(user, protocol_id, posted, _messages(error), section="withdrawal")
+        return page, 422
+    except DomainError as error:
+        session.rollback()
+        page = _render_trial(
+            user, protocol_id, posted, [f"{error.title}: {error.detail}"], section="withdrawal"
+        )
+        return page, error.status
+    return redirect(url_for("web.trial", protocol_id=protocol_id, _anchor="subjects"), 303)
+
+
 def _render_trial(
     user: User,
     protocol_id: str,
     posted: Mapping[str, str] | None = None,
     errors: list[str] | None = None,
+    *,
+    section: str = "unblinding",
 ) -> str:
     session = get_session()
     found = get_trial(session, protocol_id)
@@ -123,8 +179,12 @@ def _render_trial(
         shows_arms=not found.blinded or user.unblinded or any(row["arm"] for row in rows),
         unblindings=unblindings,
         unblindable=unblindable,
+        withdrawable=[subject.code for subject in subjects if not subject.withdrawn]
+        if can(user, Permission.SUBJECTS_ENROL)
+        else [],
         posted=posted or {},
         errors=errors or [],
+        section=section,
     )
 
 

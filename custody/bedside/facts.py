@@ -35,6 +35,7 @@ from custody.trials import (
     packaging_lot_status,
 )
 from lots.batch import Lot, LotStatus, ReleaseDecision, Vial
+from lots.local_time import local_date
 from lots.models import Product, ProductVersion, Site, User
 
 
@@ -105,6 +106,7 @@ class ScannedSubject:
     weight_required: bool = False
     coldest_storage_c: Decimal | None = None
     shortest_thaw_window: int | None = None
+    withdrawn_at: dt.datetime | None = None
 
     @property
     def chain(self) -> str:
@@ -247,6 +249,9 @@ def gather(
         subject=subject.code,
         subject_id=subject.id,
         trial=subject.protocol_id,
+        withdrawn_on=local_date(subject.withdrawn_at, user.site.time_zone)
+        if subject.withdrawn_at is not None
+        else None,
         visit=visit.number if visit else visit_number,
         visit_window=_window(subject, visit),
         visit_window_problem=_window_problem(subject, visit, visit_number),
@@ -375,6 +380,7 @@ def _subjects() -> Select[*tuple[Any, ...]]:
             .label("weight_required"),
             _trial_products(func.min(ProductVersion.storage_limit_c)),
             _trial_products(func.min(ProductVersion.post_thaw_window_minutes)),
+            Subject.withdrawn_at,
         )
         .join(Trial, Trial.id == Subject.trial_id)
         .join(Site, Site.id == Subject.site_id)

@@ -130,6 +130,7 @@ class BedsideFacts:
     subject: str = ""
     subject_id: int | None = None
     trial: str = ""  # the subject's trial, by protocol id
+    withdrawn_on: dt.date | None = None  # the subject left the trial that (local) day
     visit: int | None = None
     visit_window: tuple[dt.date, dt.date] | None = None  # earliest and latest dosing day
     visit_window_problem: str | None = None  # why no window could be computed
@@ -260,6 +261,13 @@ def _wristband(facts: BedsideFacts) -> Check:
         return Check("wristband", False, facts.wristband_problem)
     if not facts.subject:
         return Check("wristband", False, "The wristband names no subject.")
+    if facts.withdrawn_on is not None:
+        return Check(
+            "wristband",
+            False,
+            f"Subject {facts.subject} was withdrawn from the trial on "
+            f"{facts.withdrawn_on.isoformat()}: no dose may be given.",
+        )
     return Check("wristband", True, f"The wristband is subject {facts.subject}'s.")
 
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import literal, or_, select
 from sqlalchemy.orm import Session
 
 from custody.interop.epcis import EventFacts, LotId, SiteFacts, VialId, epcis_document
 from custody.ledger import CustodyEvent
 from custody.shipping import Reading, Shipment, ShipmentVial, TemperatureReading
+from custody.trials import hidden_kit_chains
 from lots.base import utcnow
 from lots.batch import Lot, Vial
 from lots.errors import InvalidValueError, NotFoundError
@@ -69,16 +70,21 @@ def export_epcis(
     sscc: str | None = None,
     since: dt.datetime | None = None,
     created: dt.datetime | None = None,
+    blinded: bool = False,
 ) -> dict[str, Any]:
     """An EPCISDocument of the custody events; filters narrow it (all must match).
 
     `chain` is one vial, shipment or lot chain; `lot` a lot with its vials and the shipments
     that carried them; `sscc` a shipment with the vials packed in it; `since` keeps events
     recorded at or after that time (recordTime: an incremental export also picks up scans
-    captured offline and submitted late).
+    captured offline and submitted late). With `blinded` (a reader without the unblinded
+    flag) no event of a blinded trial's kit vial is exported: its product, lot and time
+    would name the arm of the subject given that kit.
     """
-    stored = _events(session, _scope(session, chain=chain, lot=lot, sscc=sscc), since)
-    context = _context(session, stored)
+    stored = _events(
+        session, _scope(session, chain=chain, lot=lot, sscc=sscc), since, blinded=blinded
+    )
+    context = _context(session, stored, blinded=blinded)
     facts = _facts(stored, context)
     created = created or utcnow()
     return epcis_document(facts, sites=context.sites, base_uri=base_uri, created=created)
@@ -131,7 +137,9 @@ def _shipment_chains(session: Session, sscc: str) -> set[str]:
     return {f"shipment:{sscc}"} | {f"vial:{serial}" for serial in serials}
 
 
-def _events(session: Session, chains: set[str] | None, since: dt.datetime | None) -> list[_Stored]:
+def _events(
+    session: Session, chains: set[str] | None, since: dt.datetime | None, *, blinded: bool
+) -> list[_Stored]:
     lot_decision = CustodyEvent.chain.startswith("lot:") & CustodyEvent.event_type.in_(
         LOT_DECISIONS
     )
@@ -154,6 +162,8 @@ def _events(session: Session, chains: set[str] | None, since: dt.datetime | None
     )
     if since is not None:
         query = query.where(CustodyEvent.recorded_at >= since)
+    if blinded:
+        query = query.where(CustodyEvent.chain.not_in(hidden_kit_chains()))
     if chains is not None:
         if not chains:
             return []
@@ -175,7 +185,7 @@ def _events(session: Session, chains: set[str] | None, since: dt.datetime | None
     return stored
 
 
-def _context(session: Session, stored: Sequence[_Stored]) -> _Context:
+def _context(session: Session, stored: Sequence[_Stored], *, blinded: bool) -> _Context:
     serials: set[str] = set()
     numbers: set[str] = set()
     ssccs: set[str] = set()
@@ -193,7 +203,7 @@ def _context(session: Session, stored: Sequence[_Stored]) -> _Context:
                 logged.append(event.event_hash)
     return _Context(
         sites=_sites(session),
-        vials=_vials(session, serials),
+        vials=_vials(session, serials, blinded=blinded),
         lots=_lots(session, numbers),
         shipments=_shipments(session, ssccs),
         readings=_readings(session, logged),
@@ -207,15 +217,20 @@ def _sites(session: Session) -> dict[str, SiteFacts]:
     }
 
 
-def _vials(session: Session, serials: set[str]) -> dict[str, tuple[VialId, str]]:
+def _vials(session: Session, serials: set[str], *, blinded: bool) -> dict[str, tuple[VialId, str]]:
+    """The vials the events name; for a blinded reader, no blinded kit's vial (a shipper's
+    events then list the other vials only)."""
     if not serials:
         return {}
-    rows = session.execute(
+    query = (
         select(Vial.serial, Product.gtin, Lot.number, Lot.expires_on)
         .join(Lot, Lot.id == Vial.lot_id)
         .join(Product, Product.id == Lot.product_id)
         .where(Vial.serial.in_(sorted(serials)))
     )
+    if blinded:
+        query = query.where((literal("vial:") + Vial.serial).not_in(hidden_kit_chains()))
+    rows = session.execute(query)
     return {
         serial: (VialId(gtin, number, serial), expires_on.isoformat())
         for serial, gtin, number, expires_on in rows
@@ -310,13 +325,16 @@ def _lot_event(event: _Stored, number: str, context: _Context) -> EventFacts | N
     return _made(event, lots=[LotId(gtin, number)])
 
 
-def _shipment_event(event: _Stored, sscc: str, context: _Context) -> EventFacts:
+def _shipment_event(event: _Stored, sscc: str, context: _Context) -> EventFacts | None:
     listed = "received" if event.event_type == "RECEIVED" else "vials"
     shown = event.event_type in AGGREGATIONS or event.event_type == "RECEIVED"
     serials = _listed(event.payload, listed) if shown else []
+    vials = [context.vials[s][0] for s in serials if s in context.vials]
+    if serials and not vials:
+        return None  # only vials this reader may not know of: a blinded reader's export
     return _made(
         event,
-        vials=[context.vials[s][0] for s in serials if s in context.vials],
+        vials=vials,
         sscc=sscc,
         readings=context.readings.get(event.event_hash, []),
         **_parties(event, sscc, context),

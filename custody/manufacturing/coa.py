@@ -48,7 +48,7 @@ WATERMARK = colors.Color(0.8, 0.1, 0.1, alpha=0.18)
 SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 
 
-def render_coa(session: Session, lot: Lot) -> bytes:
+def render_coa(session: Session, lot: Lot, *, now: dt.datetime | None = None) -> bytes:
     """The lot's Certificate of Analysis; a lot not released is marked NOT RELEASED."""
     _register_fonts()
     buffer = io.BytesIO()
@@ -76,7 +76,7 @@ def render_coa(session: Session, lot: Lot) -> bytes:
         Paragraph("QA decisions", _style("heading")),
         *_decisions(session, lot),
     ]
-    page = _page_decoration(lot, utcnow())
+    page = _page_decoration(lot, now or utcnow())
     document.build(story, onFirstPage=page, onLaterPages=page)
     return buffer.getvalue()
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from custody.trials.allocation import allocate_vial, subject_allocations
 from custody.trials.blinding import (
     BLINDED_KIT_STATE,
+    chain_hidden,
+    hidden_kit_chains,
     hides_chain,
     hides_kit_vial,
     hides_serial,
@@ -61,6 +63,7 @@ from custody.trials.subjects import (
     find_subject_by_wristband,
     get_subject,
     visible_subjects,
+    withdraw_subject,
 )
 from custody.trials.unblinding import can_see_arm, can_see_kits, unblind
 
@@ -89,6 +92,7 @@ __all__ = [
     "can_see_arm",
     "can_see_kits",
     "can_see_subject",
+    "chain_hidden",
     "commitment",
     "create_kits",
     "create_trial",
@@ -101,6 +105,7 @@ __all__ = [
     "generate_list",
     "get_subject",
     "get_trial",
+    "hidden_kit_chains",
     "hides_chain",
     "hides_kit_vial",
     "hides_serial",
@@ -116,4 +121,5 @@ __all__ = [
     "unblind",
     "visible_lot_site_ids",
     "visible_subjects",
+    "withdraw_subject",
 ]

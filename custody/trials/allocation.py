@@ -11,7 +11,7 @@ from custody.ledger import EventDraft, append_event
 from custody.shipping import vial_status
 from custody.trials.errors import TrialStateError, VialNotAllocatableError
 from custody.trials.models import Allocation, Kit, Subject, Visit
-from custody.trials.subjects import get_subject
+from custody.trials.subjects import ensure_active, get_subject
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
@@ -34,6 +34,7 @@ def allocate_vial(  # noqa: PLR0917 - the signature other services call it by
     vial of an exceptionally released lot goes only to the subject named in the release."""
     require(user, Permission.ALLOCATE)
     subject = get_subject(session, user, protocol_id, subject_code, for_update=True)
+    ensure_active(subject)
     if subject.trial.blinded:
         raise TrialStateError(
             f"Trial {protocol_id} is blinded: the system dispenses a kit, no vial is chosen.",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import literal, select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import CustodyEvent
 from custody.shipping import vial_states
 from custody.trials.models import Kit, Trial
+from lots.access import can_see, sees_all_sites
 from lots.batch import Lot, Vial
 from lots.models import User
 
@@ -61,6 +62,35 @@ def hides_chain(session: Session, user: User, chain: str) -> bool:
     if not chain.startswith(VIAL_CHAIN_PREFIX):
         return False
     return hides_serial(session, user, chain.removeprefix(VIAL_CHAIN_PREFIX))
+
+
+def hidden_kit_chains() -> Select[str]:
+    """The ledger chains of every blinded trial's kit vials, as a subquery for `not_in`."""
+    return (
+        select(literal(VIAL_CHAIN_PREFIX) + Vial.serial)
+        .join(Kit, Kit.vial_id == Vial.id)
+        .join(Trial, Trial.id == Kit.trial_id)
+        .where(Trial.blinded.is_(True))
+    )
+
+
+def chain_hidden(session: Session, user: User, chain: str) -> bool:
+    """Whether this user may not read the chain: a hidden kit vial's, or a lot's (or a lot's
+    vial's) that the user cannot see. One answer for the chain API, the exports and every
+    page that names a chain."""
+    if hides_chain(session, user, chain):
+        return True
+    if sees_all_sites(user):
+        return False
+    kind, _, key = chain.partition(":")
+    lot: Lot | None = None
+    if kind == "lot":
+        lot = session.scalar(select(Lot).where(Lot.number == key))
+    elif kind == "vial":
+        lot = session.scalar(
+            select(Lot).join(Vial, Vial.lot_id == Lot.id).where(Vial.serial == key)
+        )
+    return lot is not None and not can_see(user, visible_lot_site_ids(session, user, lot))
 
 
 def visible_lot_site_ids(session: Session, user: User, lot: Lot) -> set[int | None]:

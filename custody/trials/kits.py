@@ -21,7 +21,7 @@ from custody.trials.errors import (
 )
 from custody.trials.models import Allocation, Arm, Kit, Trial, TrialSite
 from custody.trials.protocols import find_trial_site, get_trial
-from custody.trials.subjects import get_subject
+from custody.trials.subjects import ensure_active, get_subject
 from labels.payload import AI82
 from lots.access import Permission, require
 from lots.accounts import get_site
@@ -136,6 +136,7 @@ def dispense_kit(
     """
     require(user, Permission.ALLOCATE)
     subject = get_subject(session, user, protocol_id, subject_code, for_update=True)
+    ensure_active(subject)
     trial = subject.trial
     if not trial.blinded:
         raise TrialStateError(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -154,6 +155,12 @@ class Subject(Base):
     randomized_at: Mapped[dt.datetime | None]
     enrolled_by: Mapped[str] = mapped_column(String(64))
     enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Withdrawal (by the investigator, or the subject's own withdrawal of consent): the
+    # subject stays in the trail, gets no more doses, kits or randomization.
+    withdrawn_at: Mapped[dt.datetime | None]
+    withdrawn_by: Mapped[str | None] = mapped_column(String(64))
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+    consent_withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     trial: Mapped[Trial] = relationship(lazy="joined")
     site: Mapped[Site] = relationship(lazy="joined")
@@ -164,6 +171,11 @@ class Subject(Base):
     def chain(self) -> str:
         """The subject's ledger chain (allocations, checks, administrations)."""
         return f"subject:{self.trial.protocol_id}:{self.code}"
+
+    @property
+    def withdrawn(self) -> bool:
+        """Whether the subject has left the trial."""
+        return self.withdrawn_at is not None
 
 
 class RandomizationSlot(Base):

@@ -9,7 +9,7 @@ from custody.ledger import EventDraft, append_event
 from custody.trials.blocks import commitment
 from custody.trials.errors import TrialStateError
 from custody.trials.models import RandomizationSlot, Subject, TrialSite
-from custody.trials.subjects import get_subject
+from custody.trials.subjects import ensure_active, get_subject
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.models import User
@@ -23,6 +23,7 @@ def randomize(session: Session, user: User, protocol_id: str, subject_code: str)
     """
     require(user, Permission.SUBJECTS_RANDOMIZE)
     subject = get_subject(session, user, protocol_id, subject_code, for_update=True)
+    ensure_active(subject)
     trial = subject.trial
     if not trial.blinded:
         raise TrialStateError(

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
+from custody.trials.errors import TrialStateError
 from custody.trials.models import Arm, Subject, Trial, TrialSite
 from custody.trials.protocols import find_trial_site, get_trial
 from labels.payload import AI82, SUBJECT_SEGMENT, has_check_digit
@@ -90,6 +91,55 @@ def enrol_subject(
         payload["arm"] = arm.code  # open-label: the arm is no secret
     append_event(session, EventDraft(subject.chain, "ENROLLED", now, payload, user, user.site))
     return subject
+
+
+def withdraw_subject(
+    session: Session,
+    user: User,
+    protocol_id: str,
+    code: str,
+    *,
+    reason: str,
+    consent_withdrawn: bool = False,
+    now: dt.datetime | None = None,
+) -> Subject:
+    """Withdraw a subject from the trial (or record the subject's withdrawal of consent).
+
+    The subject stays in the trail with who, when and why; from now on the bedside says
+    NO-GO and no randomization, vial or kit is given to them. Once only: a second
+    withdrawal is refused (409) and changes nothing.
+    """
+    require(user, Permission.SUBJECTS_ENROL)
+    subject = get_subject(session, user, protocol_id, code, for_update=True)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidValueError("reason", "A withdrawal states its reason.")
+    if subject.withdrawn:
+        raise TrialStateError(
+            f"Subject {code} was already withdrawn on {subject.withdrawn_at:%Y-%m-%d}.",
+            subject=code,
+        )
+    now = now or utcnow()
+    subject.withdrawn_at, subject.withdrawn_by = now, user.username
+    subject.withdrawal_reason, subject.consent_withdrawn = reason, consent_withdrawn
+    payload = {
+        "trial": protocol_id,
+        "subject": code,
+        "reason": reason,
+        "consent_withdrawn": consent_withdrawn,
+    }
+    append_event(session, EventDraft(subject.chain, "WITHDRAWN", now, payload, user, user.site))
+    return subject
+
+
+def ensure_active(subject: Subject) -> None:
+    """Refuse anything that would treat a withdrawn subject (409)."""
+    if subject.withdrawn:
+        raise TrialStateError(
+            f"Subject {subject.code} was withdrawn from the trial on "
+            f"{subject.withdrawn_at:%Y-%m-%d}: no randomization, vial or kit.",
+            subject=subject.code,
+        )
 
 
 def get_subject(

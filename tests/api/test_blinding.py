@@ -129,8 +129,10 @@ def test_a_refused_allocation_does_not_name_the_arm(client, auth_headers):
 
 
 # The ledger export (EPCIS) is oversight's: QA and the auditor read it without the unblinded
-# flag. Policy: it holds vial events (a lot or product is no secret on its own), but no event
-# names a kit or its subject beside the kit's vial or lot, and none carries an arm.
+# flag. Policy: it holds vial events (a lot or product is no secret on its own) except those
+# of a blinded kit's vial, which the reader does not know by serial (their product and times
+# would join a kit's subject to an arm); no event names a kit or its subject beside the kit's
+# vial or lot, and none carries an arm.
 EXPORTERS = ["auditor", "qa"]
 SUBJECT_STEPS = frozenset({"RANDOMIZED", "ALLOCATED"})
 SECOND_SUBJECT = "SEP-077"
@@ -200,17 +202,14 @@ def test_the_ledger_export_never_links_a_kit_or_subject_to_the_kits_vial(
     for kit in trial_kits(session, get_trial(session, SEPSIS_TRIAL)):
         kit_side = {kit.number} | ({subject_of[kit.number]} if kit.number in subject_of else set())
         vial_side = {kit.vial.serial, kit.vial.lot.number}
-        # The check has something to look at: the kit's vial is in the export.
-        assert any(kit.vial.serial in _tokens(event) for event in events), kit.number
+        # The kit's vial is not in a blinded reader's export at all, not even in a shipper's.
+        assert not any(kit.vial.serial in _tokens(event) for event in events), kit.number
         linking = [
             event["celltrail:hash"] for event in events if _links(event, kit_side, vial_side)
         ]
         assert linking == [], f"kit {kit.number}: {linking}"
-    dispensed = given[SEPSIS_SUBJECT].vial.serial
-    assert any(
-        event["celltrail:eventType"] == "DISPENSED" and dispensed in _tokens(event)
-        for event in events
-    )
+    # The export still holds what the reader may know: the lots' release decisions.
+    assert {event["celltrail:eventType"] for event in events} >= {"RELEASED"}, events[:3]
 
 
 @pytest.mark.parametrize("username", EXPORTERS)

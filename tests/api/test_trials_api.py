@@ -187,3 +187,66 @@ def test_a_wrong_password_on_the_unblinding_page_is_kept_as_a_failed_signature(c
     ).all()
     assert [attempt.succeeded for attempt in failed] == [False]
     assert session.scalar(select(func.count()).select_from(Unblinding)) == 0
+
+
+# --- withdrawal --------------------------------------------------------------------------
+
+WITHDRAWAL = {"reason": "Withdrew consent at the day-3 visit.", "consent_withdrawn": True}
+
+
+def _enrolled(client, auth_headers, code="WD-201"):
+    response = client.post(
+        "/api/v1/subjects",
+        json={"trial": SEPSIS_TRIAL, "code": code, "site": "AMU-SW-ICU"},
+        headers=auth_headers("amu-clinician"),
+    )
+    assert response.status_code == 201, response.json
+    return f"{SUBJECT}/{code}"
+
+
+def test_a_subject_is_withdrawn_through_the_api_and_stays_readable(client, auth_headers):
+    subject = _enrolled(client, auth_headers)
+    headers = auth_headers("amu-clinician")
+    response = client.post(f"{subject}/withdrawal", json=WITHDRAWAL, headers=headers)
+    assert response.status_code == 201, response.json
+    read = client.get(subject, headers=auth_headers("qa")).json
+    assert read["status"] == "withdrawn"
+    assert {k: read["withdrawal"][k] for k in ("by", "reason", "consent_withdrawn")} == {
+        "by": "amu-clinician",
+        "reason": WITHDRAWAL["reason"],
+        "consent_withdrawn": True,
+    }
+    again = client.post(f"{subject}/withdrawal", json=WITHDRAWAL, headers=headers)
+    assert (again.status_code, again.mimetype) == (409, "application/problem+json")
+    refused = client.post(f"{subject}/randomization", headers=headers)
+    assert refused.status_code == 409
+    assert "withdrawn" in refused.json["detail"]
+
+
+def test_a_withdrawal_without_a_reason_is_422_and_changes_nothing(client, auth_headers):
+    subject = _enrolled(client, auth_headers)
+    headers = auth_headers("amu-clinician")
+    response = client.post(f"{subject}/withdrawal", json={"reason": ""}, headers=headers)
+    assert (response.status_code, response.mimetype) == (422, "application/problem+json")
+    assert client.get(subject, headers=headers).json["status"] == "active"
+
+
+def test_a_clinician_withdraws_a_subject_on_the_trial_page(client, auth_headers):
+    _enrolled(client, auth_headers, "WD-202")
+    token = sign_in(client, "amu-clinician")
+    page = client.get(f"/trials/{SEPSIS_TRIAL}").get_data(as_text=True)
+    assert 'id="withdrawal"' in page
+    response = client.post(
+        f"/trials/{SEPSIS_TRIAL}/withdrawal",
+        data={"subject": "WD-202", "reason": "Investigator's decision", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    page = client.get(f"/trials/{SEPSIS_TRIAL}").get_data(as_text=True)
+    row = page[page.index('data-subject="WD-202"') :].split("</tr>")[0]
+    assert "withdrawn" in row and "Investigator&#39;s decision" in row
+    blank = client.post(
+        f"/trials/{SEPSIS_TRIAL}/withdrawal",
+        data={"subject": SEPSIS_SUBJECT, "reason": " ", "csrf_token": token},
+    )
+    assert blank.status_code == 422
+    assert 'data-testid="withdrawal-errors"' in blank.get_data(as_text=True)
