@@ -33,7 +33,6 @@ from custody.manufacturing import (
     reconcile,
 )
 from custody.shipping import (
-    FINAL_STATES,
     Shipment,
     ShipmentStatus,
     can_see_shipment,
@@ -426,17 +425,27 @@ def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[
         ]
     if can(user, Permission.LABELS_PRINT) and lot.status in PRINTABLE:
         labelled = session.scalar(select(LabelPrint.id).where(LabelPrint.vial_id == vial.id))
-        query = urlencode({"format": "pdf", "layout": "roll", "serial": vial.serial})
-        actions.append(
-            _action(
-                "reprint_label" if labelled else "print_label",
-                "GET",
-                f"/api/v1/lots/{lot.number}/labels?{query}",
-                "Reprint this vial's label (add a reason; the old label is destroyed)"
-                if labelled
-                else "Print this vial's label",
+        if labelled:
+            # A reprint needs its reason: the lot page's label form, with this vial chosen.
+            query = urlencode({"reprint": vial.serial})
+            actions.append(
+                _action(
+                    "reprint_label",
+                    "GET",
+                    f"/lots/{lot.number}?{query}#labels",
+                    "Reprint this vial's label (give the reason; the old label is destroyed)",
+                )
             )
-        )
+        else:
+            query = urlencode({"format": "pdf", "layout": "roll", "serial": vial.serial})
+            actions.append(
+                _action(
+                    "print_label",
+                    "GET",
+                    f"/api/v1/lots/{lot.number}/labels?{query}",
+                    "Print this vial's label",
+                )
+            )
     if can(user, Permission.LOTS_RELEASE) and lot.status == LotStatus.QUARANTINE:
         actions.append(
             _action(
@@ -448,15 +457,8 @@ def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[
         )
     if can(user, Permission.LOTS_RECALL) and lot.status in RECALLABLE:
         actions.append(_action("recall_lot", "POST", "/api/v1/recalls", f"Recall lot {lot.number}"))
-    if can(user, Permission.LEDGER_WRITE) and state not in FINAL_STATES:
-        actions.append(
-            _action(
-                "record_observation",
-                "POST",
-                "/api/v1/ledger/events",
-                f"Record an observation on vial {vial.serial}",
-            )
-        )
+    # No observation on a vial: the ledger takes observations on site and product chains
+    # only, and a scan offers nothing the API would refuse.
     return actions
 
 

@@ -173,8 +173,12 @@ def lots(user: User) -> str:
 @bp.get("/lots/<number>")
 @signed_in(Permission.LOTS_READ)
 def lot(user: User, number: str) -> str:
-    """One lot: its results against the specification, deviations, decisions and ledger."""
-    return _render_lot(user, _visible_lot(get_session(), user, number), PageState())
+    """One lot: its results against the specification, deviations, decisions and ledger.
+    `?reprint=<serial>` opens the label form with that vial chosen (a scan's reprint)."""
+    state = PageState()
+    if serial := request.args.get("reprint"):
+        state = PageState(form="labels", values={"vials": "listed", "serials": serial[:40]})
+    return _render_lot(user, _visible_lot(get_session(), user, number), state)
 
 
 @bp.get("/lots/<number>/coa.pdf")

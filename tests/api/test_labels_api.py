@@ -557,7 +557,6 @@ def test_qa_scanning_a_quarantined_vial_may_release_or_recall_its_lot(client, au
         "print_label",
         "release_lot",
         "recall_lot",
-        "record_observation",
     ]
     assert answer["actions"][3] == {
         "action": "release_lot",
@@ -570,11 +569,14 @@ def test_qa_scanning_a_quarantined_vial_may_release_or_recall_its_lot(client, au
 def test_once_labelled_the_print_action_becomes_a_reprint(client, auth_headers):
     print_labels(client, auth_headers, format="zpl", serial=[FIRST])
     answer = scan(client, auth_headers, uri_of(), username="manufacturing")
-    assert actions(answer) == ["view_vial", "view_lot", "reprint_label", "record_observation"]
+    assert actions(answer) == ["view_vial", "view_lot", "reprint_label"]
     assert answer["actions"][0]["href"] == f"/vials/{FIRST}"
-    assert answer["actions"][2]["href"] == (
-        f"/api/v1/lots/{RELEASED}/labels?format=pdf&layout=roll&serial={FIRST}"
-    )
+    # A reprint needs its reason: the lot page's label form, with this vial chosen.
+    reprint = answer["actions"][2]["href"]
+    assert reprint == f"/lots/{RELEASED}?reprint={FIRST}#labels"
+    sign_in(client, "manufacturing")
+    page = client.get(reprint).get_data(as_text=True)
+    assert f'name="serials" value="{FIRST}"' in page
 
 
 def test_an_auditor_may_only_look(client, auth_headers):
@@ -586,4 +588,4 @@ def test_a_recalled_vial_offers_no_release_recall_or_print(client, auth_headers)
     recall(client, auth_headers, "lot", RELEASED)
     answer = scan(client, auth_headers, uri_of())
     assert answer["item"]["state"] == "quarantined"
-    assert actions(answer) == ["view_vial", "view_lot", "record_observation"]
+    assert actions(answer) == ["view_vial", "view_lot"]

@@ -12,11 +12,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.worlds.browser import CHROMIUM_ARGS, MISSING_CHROMIUM
 from tests.worlds.config import chromium_path
+
+
+# Waits, not time limits: on a busy CI machine a page that needs 6 s to answer is slow, not
+# wrong, so an expectation waits up to 30 s before it fails (a pass returns at once).
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +68,7 @@ def live_server(committed_app: Flask) -> Iterator[str]:
 def page(browser: Browser, live_server: str) -> Iterator[Page]:
     """A fresh page in a context of its own (no cookies), addressed relative to the server."""
     context = browser.new_context(base_url=live_server)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     yield page
     context.close()
