@@ -18,7 +18,6 @@ from werkzeug.serving import make_server
 from tests.worlds.browser import CHROMIUM_ARGS, MISSING_CHROMIUM
 from tests.worlds.config import chromium_path
 
-
 # Waits, not time limits: on a busy CI machine a page that needs 6 s to answer is slow, not
 # wrong, so an expectation waits up to 30 s before it fails (a pass returns at once).
 expect.set_options(timeout=30_000)
