@@ -112,15 +112,21 @@ def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
 def _refuse_unstorable_text() -> Response | tuple[str, int] | None:
     # A NUL in a path, a query or a form reaches PostgreSQL as a DataError (a 500); refuse
     # it at the door, once, instead of in every view.
-    values = [request.path, *request.args.keys(), *request.args.values()]
+    # The answer is the one a JSON body's field gets (422, the part named): the request is
+    # well formed, its text is what cannot be stored.
+    parts = {"path": [request.path], "query": [*request.args.keys(), *request.args.values()]}
     if request.mimetype == "application/x-www-form-urlencoded":
-        values += [*request.form.keys(), *request.form.values()]
-    if all(_storable(value) for value in values):
+        parts["form"] = [*request.form.keys(), *request.form.values()]
+    bad = [name for name, values in parts.items() if not all(map(_storable, values))]
+    if not bad:
         return None
-    detail = "The request contains a NUL character or text that is not valid UTF-8."
+    detail = "Text may not contain NUL characters or unpaired surrogates."
     if _wants_page():
-        return render_template("error.html", status=400, title="Bad Request", detail=detail), 400
-    return problem(400, "Bad Request", detail)
+        page = render_template(
+            "error.html", status=422, title="Unprocessable Content", detail=detail
+        )
+        return page, 422
+    return problem(422, "Unprocessable Content", detail, errors={name: [detail] for name in bad})
 
 
 def _too_deep(_error: RecursionError) -> Response:

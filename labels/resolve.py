@@ -82,6 +82,9 @@ def _read(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read | str:
     if not raw:
         raise _RefusedError(Problem.NOTHING_SCANNED)
     if raw[:8].lower().startswith(("http://", "https://")):
+        if any(char in raw for char in "\t\r\n"):
+            # urlsplit would drop them silently (WHATWG): the text read is not the code.
+            raise _RefusedError(Problem.UNREADABLE, "the web address is broken by a line break.")
         return _read_uri(raw, base, keys)
     if raw.startswith("("):
         return _from_message(_biip(GS1Message.parse_hri, raw), Source.HUMAN_READABLE)

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app import clock
-from app.api.schemas import Number, StrictSchema
+from app.api.schemas import Moment, Number, StrictSchema
 from app.auth import hasher, require_user, requires
 from app.db import get_session
 from app.keys import label_keys
@@ -86,7 +86,7 @@ class AdministrationCreateSchema(StrictSchema):
     route = fields.String(required=True, validate=validate.Length(1, 32))
     dose_cells = fields.Integer(load_default=None, validate=validate.Range(0, 10**15))
     volume_ml = Number(load_default=None, places=2, validate=validate.Range(0, 999999))
-    administered_at = fields.AwareDateTime(load_default=None)
+    administered_at = Moment(load_default=None)
 
 
 class SignerSchema(Schema):

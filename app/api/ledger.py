@@ -11,11 +11,11 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from app.api.lot_schemas import Moment
 from app.api.schemas import (
     AuditEntrySchema,
     AuditQuerySchema,
     EventSchema,
+    Moment,
     ObservationSchema,
     StrictSchema,
     VerificationSchema,

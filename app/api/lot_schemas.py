@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.api.schemas import CODE, Number, StrictSchema
+from app.api.schemas import CODE, Moment, Number, StrictSchema
 from custody.ledger import canonical_bytes
 from custody.manufacturing import MAX_VIALS, Decision, Severity, Step, deviation_label
 from lots.banks import lineage
@@ -46,21 +45,6 @@ class ResultValue(fields.Field):
         if not 1 <= len(text) <= 200:
             raise ValidationError("A result has 1 to 200 characters.")
         return text
-
-
-class Moment(fields.AwareDateTime):
-    """A time with its offset, one that can be expressed in UTC."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(default_timezone=None, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
-        moment = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            moment.astimezone(dt.UTC)
-        except OverflowError as error:
-            raise ValidationError("The time cannot be expressed in UTC.") from error
-        return moment
 
 
 # --- donors and banks -------------------------------------------------------------------

@@ -27,6 +27,21 @@ CODE = validate.Regexp(
 )
 
 
+class Moment(fields.AwareDateTime):
+    """A time with its offset, taken as the same instant in UTC: what is stored and every
+    answer (the POST that sent it as well as a later GET) read alike."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=None, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError as error:
+            raise ValidationError("The time cannot be expressed in UTC.") from error
+
+
 class StrictSchema(Schema):
     """Unknown fields are refused (marshmallow's RAISE), never silently dropped."""
 
@@ -255,7 +270,7 @@ class ObservationSchema(StrictSchema):
             validate.Regexp(r"^[a-z_]+:[A-Za-z0-9._:/-]+$", error="A chain is 'kind:identifier'."),
         ],
     )
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    occurred_at = Moment(required=True)
     note = fields.String(required=True, validate=validate.Length(1, 2000))
     observations = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 64)),

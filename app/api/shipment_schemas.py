@@ -7,8 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.api.lot_schemas import Moment
-from app.api.schemas import Number, StrictSchema
+from app.api.schemas import Moment, Number, StrictSchema
 from custody.manufacturing import MAX_VIALS
 from custody.shipping import Handoff, Receipt, Shipment, ShipmentStatus
 from lots.models import User

@@ -425,10 +425,14 @@ def test_no_body_sent_to_record_an_observation_is_a_500(client, auth_headers, co
     ), response.get_data(as_text=True)
 
 
-def test_a_nul_in_a_path_is_a_clear_400_not_a_database_error(client, auth_headers):
-    response = client.get("/api/v1/products/a%00b", headers=auth_headers("qa"))
-    assert response.status_code == 400
-    assert response.content_type == "application/problem+json"
+def test_a_nul_in_a_path_or_query_is_422_as_in_a_body_not_a_database_error(client, auth_headers):
+    path = client.get("/api/v1/products/a%00b", headers=auth_headers("qa"))
+    query = client.get("/api/v1/lots?status=a%00", headers=auth_headers("qa"))
+    body = client.post("/api/v1/scans", json={"code": "a\x00"}, headers=auth_headers("qa"))
+    assert [r.status_code for r in (path, query, body)] == [422, 422, 422]
+    assert {r.content_type for r in (path, query, body)} == {"application/problem+json"}
+    assert (list(path.json["errors"]), list(query.json["errors"])) == (["path"], ["query"])
+    assert path.json["detail"] == query.json["detail"] == body.json["errors"]["code"][0]
 
 
 def test_a_nul_in_the_login_form_is_refused_before_it_reaches_the_database(client):
@@ -437,7 +441,7 @@ def test_a_nul_in_the_login_form_is_refused_before_it_reaches_the_database(clien
     response = client.post(
         "/login", data={"username": "q\x00a", "password": "x", "csrf_token": token}
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
 
 
 def test_a_deeply_nested_json_body_is_a_400(client, auth_headers):

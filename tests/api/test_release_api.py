@@ -399,3 +399,18 @@ def test_the_certificate_of_analysis_is_a_pdf_naming_the_lot_and_the_release_has
 def test_another_sites_courier_gets_no_certificate(client, auth_headers):
     response = client.get("/api/v1/lots/XS228-2610-01/coa", headers=auth_headers("courier"))
     assert response.status_code == 404
+
+
+def test_a_time_sent_with_an_offset_is_answered_in_utc_by_the_post_and_the_get(
+    client, auth_headers
+):
+    quarantined_lot(client, auth_headers, "XS228-R40")
+    guangzhou = dt.datetime(2026, 12, 7, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    posted = enter_result(
+        client, auth_headers, "XS228-R40", "Sterility", "No growth", tested_at=guangzhou.isoformat()
+    )
+    assert posted.status_code == 201, posted.json
+    (read,) = client.get("/api/v1/lots/XS228-R40/qc-results", headers=auth_headers("qc")).json
+    assert dt.datetime.fromisoformat(posted.json["tested_at"]) == guangzhou
+    assert posted.json["tested_at"] == read["tested_at"]
+    assert posted.json["tested_at"].endswith(("Z", "+00:00"))
