@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ from lots.access import Permission, require
 from lots.accounts import get_site
 from lots.base import utcnow
 from lots.errors import AlreadyExistsError, InvalidValueError, NotFoundError
-from lots.models import Product, SiteKind, User
+from lots.models import Product, ProductVersion, SiteKind, User
 
 DEFAULT_MULTIPLIERS = (1, 2)
 DEFAULT_LIST_LENGTH = 100  # per site, when the protocol gives no planned number
@@ -109,6 +109,8 @@ def create_trial(
     session.add(trial)
     session.flush()
     _add_arms(session, trial, arms)
+    if blinded:
+        _check_blindable(session, arms)
     session.add_all(Visit(trial_id=trial.id, **asdict(spec)) for spec in visits)
     for site_code, pharmacy_code in sites:
         ward, pharmacy = get_site(session, site_code), get_site(session, pharmacy_code)
@@ -210,6 +212,57 @@ def _check_design(  # noqa: PLR0917 - a private check of create_trial's argument
             raise InvalidValueError("blinded_gtin", f"{blinded_gtin} is not a valid GTIN-14.")
     elif blinded_gtin or blinded_name:
         raise InvalidValueError("blinded_gtin", "An open-label trial has no blinded product.")
+
+
+# What a blinded nurse, pharmacist or courier sees of a kit and its dose: every arm of a
+# blinded trial must agree on each, or the kit label and the bedside sentences (which
+# assume one presentation) would tell the arms apart.
+_ARM_SEEN = {"route": "route", "volume_ml": "dose volume", "doses": "number of doses"}
+_PRODUCT_SEEN = {
+    "route": "product route",
+    "storage_limit_c": "storage limit",
+    "storage_condition": "storage condition",
+    "post_thaw_window_minutes": "post-thaw window",
+}
+
+
+def blindability_problems(
+    arms: Sequence[ArmSpec], products: Mapping[str, ProductVersion]
+) -> list[str]:
+    """Why arms of one blinded trial could be told apart by what blinded staff see; none
+    when the trial is blindable. `products` are the current versions by product code."""
+    problems = []
+    for attribute, seen in _ARM_SEEN.items():
+        values = {spec.code: getattr(spec, attribute) for spec in arms}
+        if len(set(values.values())) > 1:
+            problems.append(f"The arms differ in {seen}: {_listing(values)}.")
+    for attribute, seen in _PRODUCT_SEEN.items():
+        values = {
+            code: getattr(products[code], attribute)
+            for spec in arms
+            for code in spec.products
+            if code in products
+        }
+        if len(set(values.values())) > 1:
+            problems.append(f"The arms' products differ in {seen}: {_listing(values)}.")
+    return problems
+
+
+def _listing(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def _check_blindable(session: Session, arms: Sequence[ArmSpec]) -> None:
+    codes = sorted({code for spec in arms for code in spec.products})
+    current = {
+        product.code: product.current
+        for product in session.scalars(select(Product).where(Product.code.in_(codes)))
+    }
+    problems = blindability_problems(arms, current)
+    if problems:
+        raise InvalidValueError(
+            "arms", "A blinded trial's arms must look alike: " + " ".join(problems)
+        )
 
 
 def _add_arms(session: Session, trial: Trial, arms: Sequence[ArmSpec]) -> None:

@@ -251,3 +251,44 @@ def test_a_clinician_withdraws_a_subject_on_the_trial_page(client, auth_headers)
     )
     assert blank.status_code == 422
     assert 'data-testid="withdrawal-errors"' in blank.get_data(as_text=True)
+
+
+# --- blindability ------------------------------------------------------------------------
+
+
+def _blinded_trial(**control_changes):
+    arm = {"route": "intravenous", "volume_ml": "100.00", "doses": 3}
+    return {
+        "protocol_id": "BLIND-CHECK-1",
+        "title": "Blindability",
+        "phase": "Phase I",
+        "sponsor": "Sponsor",
+        "blinded": True,
+        "arms": [
+            {"code": "ACT", "name": "Active", "products": ["UCMSC-REG"], **arm, "ratio": 1},
+            {
+                "code": "CTL",
+                "name": "Control",
+                "products": ["CTRL-SOL"],
+                "control": True,
+                **{**arm, **control_changes},
+            },
+        ],
+        "visits": [{"number": 1, "name": "Infusion", "day": 1}],
+        "sites": [{"site": "AMU-SW-ICU", "pharmacy": "AMU-SW-PH"}],
+        "blinded_gtin": "09506000100975",
+        "blinded_name": "Blinded infusion",
+    }
+
+
+def test_a_blinded_trial_whose_arms_look_different_is_refused(client, auth_headers):
+    headers = auth_headers("admin")
+    refused = client.post(
+        "/api/v1/trials", json=_blinded_trial(volume_ml="50.00", route="oral"), headers=headers
+    )
+    assert (refused.status_code, list(refused.json["errors"])) == (422, ["arms"])
+    assert "dose volume" in refused.json["detail"]
+    assert "route" in refused.json["detail"]
+    assert client.get("/api/v1/trials/BLIND-CHECK-1", headers=headers).status_code == 404
+    accepted = client.post("/api/v1/trials", json=_blinded_trial(), headers=headers)
+    assert accepted.status_code == 201, accepted.json
