@@ -57,7 +57,6 @@ class TrialCreateSchema(StrictSchema):
     sites = fields.List(fields.Nested(TrialSiteCreateSchema), required=True)
     blinded_gtin = fields.String(load_default=None, validate=validate.Regexp(r"^\d{14}$"))
     blinded_name = fields.String(load_default=None, validate=validate.Length(1, 200))
-    randomization_seed = fields.String(load_default=None, validate=validate.Length(8, 64))
     block_multipliers = fields.List(
         fields.Integer(validate=validate.Range(1, 10)), load_default=None
     )

@@ -104,7 +104,6 @@ class Trials(MethodView):
             sites=[(site["site"], site["pharmacy"]) for site in data["sites"]],
             blinded_gtin=data["blinded_gtin"],
             blinded_name=data["blinded_name"],
-            randomization_seed=data["randomization_seed"],
             block_multipliers=data["block_multipliers"],
             planned_subjects=data["planned_subjects"],
         )

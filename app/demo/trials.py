@@ -49,7 +49,6 @@ CONTROL_LOT = "CTRL-2611-01"
 PACKAGING_LOT = "PK-2611-01"
 ACTIVE_KITS = 9
 CONTROL_KITS = 3
-SEPSIS_SEED = "NCT06882811-demo-2026"
 
 
 SEPSIS_GTIN = gs1("0950600010050")
@@ -192,7 +191,6 @@ def _sepsis(session: Session, hasher: PasswordHasher, passwords: Mapping[str, st
             sites=[("AMU-SW-ICU", "AMU-SW-PH")],
             blinded_gtin=SEPSIS_GTIN,
             blinded_name="NCT06882811 investigational infusion (blinded)",
-            randomization_seed=SEPSIS_SEED,
             block_multipliers=[1, 2],
             planned_subjects=180,
         )

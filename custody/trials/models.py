@@ -42,9 +42,10 @@ class Trial(Base):
     # The blinded product's identity on kit labels: a GTIN and a name both arms share.
     blinded_gtin: Mapped[str | None] = mapped_column(String(14), unique=True)
     blinded_name: Mapped[str | None] = mapped_column(String(200))
-    # Permuted blocks: block sizes are these multiples of the arms' ratio sum, drawn from
-    # a generator seeded with `randomization_seed`, so the list can be regenerated for audit.
-    randomization_seed: Mapped[str | None] = mapped_column(String(64))
+    # Permuted blocks: block sizes are these multiples of the arms' ratio sum, drawn from a
+    # generator seeded by the server's CSPRNG when the lists are made. The seed is never
+    # kept or shown: the trial keeps its SHA-256 (an audit can check a seed disclosed later).
+    randomization_commitment: Mapped[str | None] = mapped_column(String(64))
     block_multipliers: Mapped[list[int] | None] = mapped_column(JSONDocument)
     # Participants the protocol plans; each site's randomization list is generated this long.
     planned_subjects: Mapped[int | None] = mapped_column(Integer)
@@ -197,6 +198,9 @@ class RandomizationSlot(Base):
     arm_id: Mapped[int] = mapped_column(ForeignKey("arms.id"))
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"), unique=True)
     assigned_at: Mapped[dt.datetime | None]
+    # The keyed commitment to this slot's arm, made with the seed when the list was made;
+    # the RANDOMIZED event carries it.
+    arm_commitment: Mapped[str | None] = mapped_column(String(64))
 
 
 class Kit(Base):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
-from custody.trials.blocks import generate_list
+from custody.trials.blocks import commitment, generate_list
 from custody.trials.models import Arm, ArmProduct, RandomizationSlot, Trial, TrialSite, Visit
 from labels.payload import AI82, has_check_digit
 from lots.access import Permission, require
@@ -76,12 +76,13 @@ def create_trial(
     sites: Sequence[tuple[str, str]],
     blinded_gtin: str | None = None,
     blinded_name: str | None = None,
-    randomization_seed: str | None = None,
     block_multipliers: Sequence[int] | None = None,
     planned_subjects: int | None = None,
 ) -> Trial:
     """Record a protocol with its arms, visits and sites; a blinded one gets each site's
-    randomization list, generated now from its seed."""
+    randomization list, generated now from a seed drawn from the server's CSPRNG. Nobody
+    supplies or sees the seed: it lives only while the lists are made, and the trial keeps
+    its SHA-256 (in the ledger too) and each slot its keyed commitment to the arm."""
     require(actor, Permission.TRIALS_MANAGE)
     _check_design(protocol_id, blinded, arms, visits, sites, blinded_gtin, blinded_name)
     if session.scalar(select(Trial.id).where(Trial.protocol_id == protocol_id)) is not None:
@@ -93,6 +94,7 @@ def create_trial(
     multipliers = list(block_multipliers or DEFAULT_MULTIPLIERS)
     if blinded and (not multipliers or min(multipliers) < 1 or max(multipliers) > 10):
         raise InvalidValueError("block_multipliers", "Block multipliers are whole numbers 1-10.")
+    seed = secrets.token_hex(32)
     trial = Trial(
         protocol_id=protocol_id,
         title=title,
@@ -101,7 +103,7 @@ def create_trial(
         blinded=blinded,
         blinded_gtin=blinded_gtin,
         blinded_name=blinded_name,
-        randomization_seed=(randomization_seed or secrets.token_hex(16)) if blinded else None,
+        randomization_commitment=hashlib.sha256(seed.encode()).hexdigest() if blinded else None,
         block_multipliers=multipliers if blinded else None,
         planned_subjects=planned_subjects,
         created_by=actor.username,
@@ -126,7 +128,7 @@ def create_trial(
     session.flush()
     session.expire(trial, ["arms", "visits", "sites"])
     if blinded:
-        _generate_slots(session, trial)
+        _generate_slots(session, trial, seed)
     design = _design(trial, arms, visits, sites)
     payload: dict[str, Any] = {
         "protocol_id": protocol_id,
@@ -141,6 +143,7 @@ def create_trial(
         # The design is public, but the arm codes must not sit in the ledger beside kits
         # and subjects: only a digest of it, which the sponsor's protocol can be checked by.
         payload["design_sha256"] = hashlib.sha256(orjson.dumps(design)).hexdigest()
+        payload["randomization_commitment"] = trial.randomization_commitment
         payload["blinded_gtin"] = blinded_gtin
     else:
         payload["arms"] = design["arms"]
@@ -288,7 +291,7 @@ def _add_arms(session: Session, trial: Trial, arms: Sequence[ArmSpec]) -> None:
             session.add(ArmProduct(arm_id=arm.id, product_id=product_id))
 
 
-def _generate_slots(session: Session, trial: Trial) -> None:
+def _generate_slots(session: Session, trial: Trial, seed: str) -> None:
     arms = [(arm.code, arm.ratio) for arm in trial.arms]
     ids = {arm.code: arm.id for arm in trial.arms}
     length = trial.planned_subjects or DEFAULT_LIST_LENGTH
@@ -296,7 +299,7 @@ def _generate_slots(session: Session, trial: Trial) -> None:
         slots = generate_list(
             arms,
             trial.block_multipliers or DEFAULT_MULTIPLIERS,
-            trial.randomization_seed or "",
+            seed,
             trial_site.site.code,
             length,
         )
@@ -308,6 +311,7 @@ def _generate_slots(session: Session, trial: Trial) -> None:
                 block=slot.block,
                 block_size=slot.block_size,
                 arm_id=ids[slot.arm],
+                arm_commitment=commitment(seed, trial_site.site.code, slot.sequence, slot.arm),
             )
             for slot in slots
         )

@@ -6,7 +6,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
-from custody.trials.blocks import commitment
 from custody.trials.errors import TrialStateError
 from custody.trials.models import RandomizationSlot, Subject, TrialSite
 from custody.trials.subjects import ensure_active, get_subject
@@ -59,15 +58,12 @@ def randomize(session: Session, user: User, protocol_id: str, subject_code: str)
     now = utcnow()
     slot.subject_id, slot.assigned_at = subject.id, now
     subject.arm_id, subject.randomized_at = slot.arm_id, now
-    arm_code = next(arm.code for arm in trial.arms if arm.id == slot.arm_id)
     payload = {
         "trial": protocol_id,
         "subject": subject_code,
         "stratum": subject.site.code,
         "slot": slot.sequence,
-        "arm_commitment": commitment(
-            trial.randomization_seed or "", subject.site.code, slot.sequence, arm_code
-        ),
+        "arm_commitment": slot.arm_commitment,
     }
     append_event(session, EventDraft(subject.chain, "RANDOMIZED", now, payload, user, user.site))
     session.flush()

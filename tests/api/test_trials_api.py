@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.demo.trials import SEPSIS_GTIN, SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_TRIAL
-from custody.trials import Unblinding
+from custody.trials import Arm, RandomizationSlot, Subject, Trial, Unblinding
 from labels.keys import parse_label_keys
 from labels.payload import subject_uri
 from lots.models import LoginAttempt
@@ -18,6 +18,12 @@ from tests.worlds.config import TEST_LABEL_KEYS
 from tests.worlds.pages import sign_in
 
 SUBJECT = f"/api/v1/subjects/{SEPSIS_TRIAL}"
+
+
+def scalar_rows(app, statement) -> list:
+    """The rows of one column, read in the test's transaction."""
+    with app.extensions["celltrail.db"].sessions() as session:
+        return list(session.scalars(statement))
 
 
 def test_an_open_label_trial_shows_its_arm_products_route_and_visits(client, auth_headers):
@@ -292,3 +298,69 @@ def test_a_blinded_trial_whose_arms_look_different_is_refused(client, auth_heade
     assert client.get("/api/v1/trials/BLIND-CHECK-1", headers=headers).status_code == 404
     accepted = client.post("/api/v1/trials", json=_blinded_trial(), headers=headers)
     assert accepted.status_code == 201, accepted.json
+
+
+# --- the randomization seed --------------------------------------------------------------
+
+
+def test_nobody_supplies_a_randomization_seed(client, auth_headers):
+    body = {**_blinded_trial(), "randomization_seed": "0123456789abcdef"}
+    response = client.post("/api/v1/trials", json=body, headers=auth_headers("admin"))
+    assert (response.status_code, list(response.json["errors"])) == (422, ["randomization_seed"])
+
+
+def _slot_arms(app, protocol_id: str) -> list[int]:
+    rows = scalar_rows(
+        app,
+        select(Arm.code)
+        .join(RandomizationSlot, RandomizationSlot.arm_id == Arm.id)
+        .join(Trial, Trial.id == RandomizationSlot.trial_id)
+        .where(Trial.protocol_id == protocol_id)
+        .order_by(RandomizationSlot.sequence),
+    )
+    return list(rows)
+
+
+def test_each_trial_draws_its_own_seed_keeps_only_its_digest_and_shows_neither(
+    app, client, auth_headers
+):
+    headers = auth_headers("admin")
+    for number, gtin in (("1", "09506000100975"), ("2", "09506000100982")):
+        body = {
+            **_blinded_trial(),
+            "protocol_id": f"SEED-{number}",
+            "blinded_gtin": gtin,
+            "planned_subjects": 60,
+        }
+        response = client.post("/api/v1/trials", json=body, headers=headers)
+        assert response.status_code == 201, response.json
+        assert "seed" not in response.get_data(as_text=True)
+        read = client.get(f"/api/v1/trials/SEED-{number}", headers=auth_headers("amu-pharmacist"))
+        assert "seed" not in read.get_data(as_text=True)
+    first, second = _slot_arms(app, "SEED-1"), _slot_arms(app, "SEED-2")
+    assert len(first) == len(second) == 60
+    assert first != second  # two lists alike by chance: about 1 in 10^15
+    commitments = scalar_rows(
+        app, select(Trial.randomization_commitment).where(Trial.protocol_id.like("SEED-%"))
+    )
+    assert len(set(commitments)) == 2
+    assert all(len(digest or "") == 64 for digest in commitments)
+    assert not hasattr(Trial, "randomization_seed")
+
+
+def test_a_randomization_records_its_slots_commitment(app, client, auth_headers):
+    subject = _enrolled(client, auth_headers, "SEED-301")
+    response = client.post(f"{subject}/randomization", headers=auth_headers("amu-clinician"))
+    assert response.status_code == 201, response.json
+    chain = client.get(
+        f"/api/v1/ledger/chains/subject:{SEPSIS_TRIAL}:SEED-301", headers=auth_headers("qa")
+    ).json
+    (randomized,) = [event for event in chain if event["type"] == "RANDOMIZED"]
+    stored = scalar_rows(
+        app,
+        select(RandomizationSlot.arm_commitment)
+        .join(Subject, Subject.id == RandomizationSlot.subject_id)
+        .where(Subject.code == "SEED-301"),
+    )
+    assert [randomized["body"]["payload"]["arm_commitment"]] == stored
+    assert len(stored[0]) == 64
