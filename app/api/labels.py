@@ -39,8 +39,10 @@ from custody.shipping import (
     find_shipment,
     packed_counts,
     vial_states,
+    vial_status,
 )
 from custody.trials import (
+    Kit,
     Subject,
     can_see_kits,
     can_see_subject,
@@ -59,7 +61,7 @@ from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
 from lots.errors import DomainError, NotFoundError
 from lots.local_time import local_date
-from lots.models import User
+from lots.models import SiteKind, User
 
 MAX_SCAN_CHARS = 2000
 RECALLABLE = frozenset({LotStatus.QUARANTINE, LotStatus.RELEASED, LotStatus.EXCEPTIONALLY_RELEASED})
@@ -576,8 +578,26 @@ def _kit_answer(session: Session, user: User, resolution: Resolution) -> dict[st
             "packaging_lot": kit.packaging_lot,
             "state": view.state,
         },
+        actions=_kit_actions(session, user, kit, view.state),
     )
     return {**answer, "kind": "kit"}
+
+
+def _kit_actions(session: Session, user: User, kit: Kit, state: str) -> list[dict[str, str]]:
+    """A kit is handled by its number: dispensed from its pharmacy, thawed at its ward."""
+    if not can(user, Permission.VIALS_HANDLE):
+        return []
+    (place,) = (site for _, site in vial_status(session, [kit.vial]).values())
+    if place != user.site.code:
+        return []
+    api = f"/api/v1/trials/{kit.trial.protocol_id}/kits"
+    if state in {"stored", "allocated"} and user.site.kind == SiteKind.HOSPITAL_PHARMACY:
+        return [
+            _action("dispense_kit", "POST", f"{api}/dispense", f"Send kit {kit.number} to a ward")
+        ]
+    if state == "dispensed":
+        return [_action("thaw_kit", "POST", f"{api}/{kit.number}/thaw", f"Thaw kit {kit.number}")]
+    return []
 
 
 def _subject_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:

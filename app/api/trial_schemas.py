@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from app.api.schemas import StrictSchema
+from app.api.schemas import Moment, StrictSchema
 from custody.trials import Allocation, Subject, Trial, Unblinding, can_see_arm
 from lots.models import User
 
@@ -115,6 +115,29 @@ class WithdrawalSchema(StrictSchema):
     by = fields.String()
     reason = fields.String()
     consent_withdrawn = fields.Boolean()
+
+
+class KitDispenseSchema(StrictSchema):
+    kits = fields.List(
+        fields.String(validate=validate.Length(1, 20)),
+        required=True,
+        validate=validate.Length(1, 500),
+        metadata={"description": "Kit numbers, as on the kit labels."},
+    )
+    ward = fields.String(required=True, validate=validate.Length(1, 32))
+
+
+class KitThawSchema(StrictSchema):
+    occurred_at = Moment(load_default=None, metadata={"description": "Now by default."})
+
+
+class HandledKitSchema(StrictSchema):
+    kit = fields.String()
+    state = fields.String()
+    thawed_at = fields.DateTime(allow_none=True)
+    use_by = fields.DateTime(
+        allow_none=True, metadata={"description": "End of the post-thaw window, if any."}
+    )
 
 
 class KitCreateSchema(StrictSchema):

@@ -19,9 +19,12 @@ from app import clock
 from app.api.trial_schemas import (
     AllocationCreateSchema,
     AllocationSchema,
+    HandledKitSchema,
     KitCreateSchema,
+    KitDispenseSchema,
     KitLabelQuerySchema,
     KitSchema,
+    KitThawSchema,
     SubjectCreateSchema,
     SubjectQuerySchema,
     SubjectSchema,
@@ -50,6 +53,7 @@ from custody.trials import (
     create_kits,
     create_trial,
     dispense_kit,
+    dispense_kits,
     enrol_subject,
     get_subject,
     get_trial,
@@ -58,6 +62,7 @@ from custody.trials import (
     print_kit_labels,
     randomize,
     subject_allocations,
+    thaw_kit,
     trial_kits,
     unblind,
     visible_subjects,
@@ -143,6 +148,43 @@ class TrialKits(MethodView):
         session, user = get_session(), require_user()
         kits = create_kits(session, user, protocol_id, **data)
         return _kit_rows(session, user, kits)
+
+
+@blp.route("/trials/<protocol_id>/kits/dispense")
+class TrialKitDispensing(MethodView):
+    @requires(Permission.VIALS_HANDLE)
+    @write
+    @blp.arguments(KitDispenseSchema)
+    @blp.response(200, HandledKitSchema(many=True))
+    def post(self, data: dict[str, Any], protocol_id: str) -> list[dict[str, Any]]:
+        """Send kits to a ward your pharmacy supplies, by kit number: no vial is named."""
+        session, user = get_session(), require_user()
+        kits = dispense_kits(
+            session, user, protocol_id, data["kits"], ward_code=data["ward"], now=clock.now()
+        )
+        views = kit_views(session, kits)
+        return [{"kit": kit.number, "state": views[kit.id].state} for kit in kits]
+
+
+@blp.route("/trials/<protocol_id>/kits/<number>/thaw")
+class TrialKitThaw(MethodView):
+    @requires(Permission.VIALS_HANDLE)
+    @write
+    @blp.arguments(KitThawSchema)
+    @blp.response(200, HandledKitSchema)
+    def post(self, data: dict[str, Any], protocol_id: str, number: str) -> dict[str, Any]:
+        """Thaw a kit at your ward by its kit number (the ward never learns its lot): the
+        post-thaw clock starts."""
+        session, user = get_session(), require_user()
+        now = clock.now()
+        thawed_at = data["occurred_at"] or now
+        kit, use_by = thaw_kit(session, user, protocol_id, number, occurred_at=thawed_at, now=now)
+        return {
+            "kit": kit.number,
+            "state": kit_views(session, [kit])[kit.id].state,
+            "thawed_at": thawed_at,
+            "use_by": None if use_by == thawed_at else use_by,
+        }
 
 
 @blp.route("/trials/<protocol_id>/kits/labels")

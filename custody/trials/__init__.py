@@ -33,12 +33,14 @@ from custody.trials.kit_labels import print_kit_labels
 from custody.trials.kits import (
     create_kits,
     dispense_kit,
+    dispense_kits,
     draw_kit,
     find_kit,
     find_kit_by_label,
     kit_expiry,
     kit_views,
     packaging_lot_status,
+    thaw_kit,
     trial_kits,
 )
 from custody.trials.models import (
@@ -97,6 +99,7 @@ __all__ = [
     "create_kits",
     "create_trial",
     "dispense_kit",
+    "dispense_kits",
     "draw_kit",
     "enrol_subject",
     "find_kit",
@@ -117,6 +120,7 @@ __all__ = [
     "randomize",
     "reader_states",
     "subject_allocations",
+    "thaw_kit",
     "trial_kits",
     "unblind",
     "visible_lot_site_ids",

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
-from custody.shipping import vial_status
+from custody.shipping import dispense, thaw, vial_status
 from custody.trials.allocation import USABLE_LOTS, free_visit, record_allocation
 from custody.trials.errors import (
     NoKitAvailableError,
@@ -22,12 +22,13 @@ from custody.trials.errors import (
 from custody.trials.models import Allocation, Arm, Kit, Trial, TrialSite
 from custody.trials.protocols import find_trial_site, get_trial
 from custody.trials.subjects import ensure_active, get_subject
+from custody.trials.unblinding import can_see_kits
 from labels.payload import AI82
 from lots.access import Permission, require
 from lots.accounts import get_site
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
-from lots.errors import InvalidValueError, NotFoundError
+from lots.errors import DomainError, InvalidValueError, NotFoundError
 from lots.local_time import local_date
 from lots.models import User
 
@@ -167,6 +168,66 @@ def dispense_kit(
         ),
     )
     return record_allocation(session, subject, visit, user, event.hash, vial=kit.vial, kit=kit)
+
+
+def thaw_kit(
+    session: Session,
+    user: User,
+    protocol_id: str,
+    kit_number: str,
+    *,
+    occurred_at: dt.datetime | None = None,
+    now: dt.datetime,
+) -> tuple[Kit, dt.datetime]:
+    """Thaw a blinded kit by its number, as the ward knows it: the vial inside is never
+    named (its serial names its lot, and the lot the arm). Returns the kit and its use-by."""
+    kit = _handled_kit(session, user, protocol_id, kit_number)
+    try:
+        use_by = thaw(session, user, kit.vial.serial, occurred_at=occurred_at, now=now)
+    except DomainError as error:
+        raise _as_kit(error, [kit]) from None
+    return kit, use_by
+
+
+def dispense_kits(
+    session: Session,
+    user: User,
+    protocol_id: str,
+    kit_numbers: Sequence[str],
+    *,
+    ward_code: str,
+    now: dt.datetime,
+) -> list[Kit]:
+    """Send kits from the pharmacy to a ward it supplies, by kit number."""
+    if len(set(kit_numbers)) != len(kit_numbers):
+        raise InvalidValueError("kits", "A kit was named twice in one request.")
+    kits = [_handled_kit(session, user, protocol_id, number) for number in kit_numbers]
+    try:
+        dispense(session, user, [kit.vial.serial for kit in kits], ward_code=ward_code, now=now)
+    except DomainError as error:
+        raise _as_kit(error, kits) from None
+    return kits
+
+
+def _handled_kit(session: Session, user: User, protocol_id: str, kit_number: str) -> Kit:
+    require(user, Permission.VIALS_HANDLE)
+    trial = get_trial(session, protocol_id)
+    if not trial.blinded or not can_see_kits(user, trial):
+        raise NotFoundError("kit", kit_number)
+    return find_kit(session, protocol_id, kit_number)
+
+
+def _as_kit(error: DomainError, kits: Sequence[Kit]) -> DomainError:
+    """The same refusal, worded by kit: no vial serial or lot, and no facts that carry them."""
+    detail = error.detail
+    for kit in kits:
+        detail = detail.replace(kit.vial.serial, f"kit {kit.number}")
+        detail = detail.replace(kit.vial.lot.number, f"packaging lot {kit.packaging_lot}")
+    if isinstance(error, InvalidValueError):
+        return InvalidValueError(error.field, detail)
+    refused = DomainError(detail)
+    refused.status, refused.title = error.status, error.title
+    return refused
 
 
 def find_kit(session: Session, protocol_id: str | None, kit_number: str) -> Kit:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL
 from custody.ledger import CustodyEvent
 from custody.shipping import Shipment, ShipmentVial, thaw
-from custody.trials import BLINDED_KIT_STATE, Allocation, get_trial, trial_kits
+from custody.trials import BLINDED_KIT_STATE, Allocation, get_trial, kit_views, trial_kits
 from labels.keys import parse_label_keys
 from labels.payload import vial_uri
 from lots.accounts import get_site, get_user
@@ -555,3 +555,57 @@ def test_the_unblinded_pharmacist_sees_the_kit_vials_state_in_its_shipment(
     assert response.status_code == 200
     rows = {row["serial"]: row["state"] for row in response.json["vials"]}
     assert rows[kit.vial.serial] == "thawed"
+
+
+# --- kits are handled by their number ----------------------------------------------------
+
+
+def _free_kit(session) -> Any:
+    given = {kit.id for kit in _allocated_kits(session).values()}
+    states = {kit.id: state for kit, state in _kit_states(session)}
+    return next(
+        kit
+        for kit in trial_kits(session, get_trial(session, SEPSIS_TRIAL))
+        if kit.id not in given and states[kit.id] == "stored"
+    )
+
+
+def _kit_states(session):
+    kits = trial_kits(session, get_trial(session, SEPSIS_TRIAL))
+    views = kit_views(session, kits)
+    return [(kit, views[kit.id].state) for kit in kits]
+
+
+def test_a_kit_is_dispensed_and_thawed_by_its_number_and_no_answer_names_its_vial(
+    client, session, auth_headers
+):
+    tokens = forbidden_tokens(session)
+    kit = _free_kit(session)
+    api = f"/api/v1/trials/{SEPSIS_TRIAL}/kits"
+    sent = client.post(
+        f"{api}/dispense",
+        json={"kits": [kit.number], "ward": "AMU-SW-ICU"},
+        headers=auth_headers("amu-pharmacist"),
+    )
+    assert (sent.status_code, sent.json) == (200, [{"kit": kit.number, "state": "dispensed"}])
+    clinician = auth_headers("amu-clinician")
+    scanned = client.post("/api/v1/scans", json={"code": kit_label(session, None, kit.number)},
+                          headers=clinician).json  # fmt: skip
+    assert [action["action"] for action in scanned["actions"]] == ["thaw_kit"]
+    thawed = client.post(scanned["actions"][0]["href"], json={}, headers=clinician)
+    assert (thawed.status_code, thawed.json["state"]) == (200, "thawed")
+    again = client.post(f"{api}/{kit.number}/thaw", json={}, headers=clinician)
+    assert again.status_code == 409
+    assert f"kit {kit.number}" in again.json["detail"]
+    for response in (sent, thawed, again):
+        text = response.get_data(as_text=True)
+        assert [token for token in tokens if token in text] == []
+
+
+def test_another_hospital_cannot_handle_a_kit_and_learns_nothing(client, session, auth_headers):
+    kit = _free_kit(session)
+    api = f"/api/v1/trials/{SEPSIS_TRIAL}/kits"
+    other = client.post(f"{api}/{kit.number}/thaw", json={}, headers=auth_headers("clinician"))
+    unknown = client.post(f"{api}/999999/thaw", json={}, headers=auth_headers("clinician"))
+    assert other.status_code == unknown.status_code == 404
+    assert other.json["detail"].replace(kit.number, "999999") == unknown.json["detail"]
