@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -170,6 +171,11 @@ class ProductVersion(Base):
     storage_condition: Mapped[str] = mapped_column(String(200))
     shelf_life_days: Mapped[int] = mapped_column(Integer)
     post_thaw_window_minutes: Mapped[int | None] = mapped_column(Integer)
+    # The policy for its shipments: a logger record covering sealing to receipt is required
+    # before any vial of it is GO at the bedside.
+    temperature_record_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     max_passage: Mapped[int | None] = mapped_column(Integer)
     change_reason: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))

@@ -24,6 +24,7 @@ VERSIONED_FIELDS = (
     "storage_condition",
     "shelf_life_days",
     "post_thaw_window_minutes",
+    "temperature_record_required",
     "max_passage",
 )
 SPEC_FIELDS = (
@@ -184,6 +185,7 @@ def _add_version(
         change_reason=change_reason,
         **{field: fields.get(field) for field in VERSIONED_FIELDS},
     )
+    version.temperature_record_required = bool(fields.get("temperature_record_required"))
     version.specification = [
         SpecificationLine(position=position, **{field: line.get(field) for field in SPEC_FIELDS})
         for position, line in enumerate(specification, start=1)

@@ -214,6 +214,13 @@ class ProductVersionFieldsSchema(StrictSchema):
     max_passage = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(1, 1000)
     )
+    temperature_record_required = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Its shipments need a logger record covering sealing to receipt "
+            "before any vial is GO at the bedside."
+        },
+    )
     specification = fields.List(
         fields.Nested(SpecificationLineSchema), required=True, validate=validate.Length(1, 100)
     )
@@ -243,6 +250,7 @@ class ProductVersionSchema(Schema):
     storage_condition = fields.String()
     shelf_life_days = fields.Integer()
     post_thaw_window_minutes = fields.Integer(allow_none=True)
+    temperature_record_required = fields.Boolean()
     max_passage = fields.Integer(allow_none=True)
     change_reason = fields.String()
     created_by = fields.String()

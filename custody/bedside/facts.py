@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session, aliased
 
 from custody.bedside.rules import BedsideFacts, Dose, VialEvent, excipients_of
 from custody.ledger import CustodyEvent
-from custody.shipping import STATE_AFTER, Shipment, ShipmentExcursion, ShipmentVial
+from custody.shipping import (
+    STATE_AFTER,
+    Shipment,
+    ShipmentExcursion,
+    ShipmentVial,
+    TemperatureReading,
+)
 from custody.trials import (
     Administration,
     Allocation,
@@ -267,6 +273,7 @@ def gather(
         # date never tells the arms apart.
         expires_on=_expiry(session, vial),
         open_excursions=tuple(sorted({kind for _, _, _, kind in shipments if kind})),
+        uncovered_transit=_uncovered_transit(session, vial, subject, blinded=blinded),
         events=_events(session, vial),
         unreceived_shipment=next(
             (sscc for sscc, shipped, received, _ in shipments if shipped and not received),
@@ -548,6 +555,66 @@ def _shipments(
     """(SSCC, shipped, received, open excursion kind) of each shipper the vial went in."""
     rows = _run(session, _SHIPMENTS, vial_id=vial_id)
     return [(sscc, shipped, received, kind) for sscc, shipped, received, kind in rows]
+
+
+# A logger reads every few minutes: its first and last readings may miss sealing and
+# receipt by this much and still cover the transit.
+RECORD_SLACK = dt.timedelta(minutes=30)
+
+
+def _uncovered_transit(
+    session: Session, vial: ScannedVial, subject: ScannedSubject, *, blinded: bool
+) -> tuple[str, ...]:
+    """The received shippers of this vial whose temperature record does not cover sealing to
+    receipt, when the product requires one (for a blinded kit: when any product of the
+    trial does, so the rule reads alike for both arms)."""
+    required = select(ProductVersion.temperature_record_required).where(
+        ProductVersion.temperature_record_required.is_(True)
+    )
+    if blinded:
+        required = (
+            required.join(ArmProduct, ArmProduct.product_id == ProductVersion.product_id)
+            .join(Arm, Arm.id == ArmProduct.arm_id)
+            .where(Arm.trial_id == subject.trial_id)
+        )
+    else:
+        required = required.join(Lot, Lot.product_version_id == ProductVersion.id).where(
+            Lot.id == vial.lot_id
+        )
+    if not session.scalar(required.limit(1)):
+        return ()
+    rows = session.execute(
+        select(
+            Shipment.sscc,
+            Shipment.sealed_at,
+            Shipment.received_at,
+            func.min(TemperatureReading.at),
+            func.max(TemperatureReading.at),
+        )
+        .join(ShipmentVial, ShipmentVial.shipment_id == Shipment.id)
+        .outerjoin(TemperatureReading, TemperatureReading.shipment_id == Shipment.id)
+        .where(ShipmentVial.vial_id == vial.id, ShipmentVial.unpacked_at.is_(None))
+        .where(Shipment.received_at.is_not(None))
+        .group_by(Shipment.sscc, Shipment.sealed_at, Shipment.received_at)
+    ).all()
+    return tuple(
+        sscc
+        for sscc, sealed, received, first, last in rows
+        if not _covers(first, last, sealed, received)
+    )
+
+
+def _covers(
+    first: dt.datetime | None,
+    last: dt.datetime | None,
+    sealed: dt.datetime | None,
+    received: dt.datetime | None,
+) -> bool:
+    """Whether readings from `first` to `last` cover a transit from sealing to receipt."""
+    if first is None or last is None or received is None:
+        return False
+    starts_in_time = sealed is None or first <= sealed + RECORD_SLACK
+    return starts_in_time and last >= received - RECORD_SLACK
 
 
 def _recall_scope(session: Session, vial: ScannedVial) -> str | None:

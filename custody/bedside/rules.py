@@ -145,6 +145,8 @@ class BedsideFacts:
     recall_scope: str | None = None  # "lot:…", "bank:…" or "donor:…", once recalled
     expires_on: dt.date | None = None
     open_excursions: tuple[str, ...] = ()  # kinds: temperature, hold_time, gap
+    # Shippers whose logger record does not cover sealing to receipt, where required.
+    uncovered_transit: tuple[str, ...] = ()
     events: tuple[VialEvent, ...] = ()
     unreceived_shipment: str | None = None  # the SSCC of a shipper it left and never arrived
     places: frozenset[str] = frozenset()  # sites where the vial may be for this check
@@ -356,6 +358,11 @@ def _cold_chain(facts: BedsideFacts) -> Check:
             f"A shipper that carried {_the(facts)} has a gap in its temperature record QA "
             "has not reviewed."
         )
+    reasons += [
+        f"No temperature record covers shipper {sscc} from sealing to receipt, and one is "
+        "required: upload its logger file before the dose."
+        for sscc in facts.uncovered_transit
+    ]
     if reasons:
         return Check("cold_chain", False, " ".join(reasons))
     return Check("cold_chain", True, "The cold chain has no open excursion.")
