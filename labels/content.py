@@ -52,4 +52,16 @@ class ShipperLabel:
     statement: str = INVESTIGATIONAL_STATEMENT
 
 
-Label = VialLabel | ShipperLabel
+@dataclass(frozen=True)
+class WristbandLabel:
+    """A patient wristband's printable zone (80 × 25 mm): the subject's pseudonymous code,
+    trial and ward, and the authenticated QR the bedside check reads. No name."""
+
+    subject: str
+    trial: str
+    site: str
+    payload: str
+    statement: str = "Clinical trial participant · scan before every dose"
+
+
+Label = VialLabel | ShipperLabel | WristbandLabel

@@ -10,11 +10,12 @@ import reportlab
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
-from labels.content import SHORT_STATEMENTS, ShipperLabel, VialLabel
+from labels.content import SHORT_STATEMENTS, ShipperLabel, VialLabel, WristbandLabel
 from labels.qr import QUIET_MODULES, Fit, fit
 
 VIAL_SIZE = (38.0, 13.0)
 SHIPPER_SIZE = (100.0, 150.0)
+WRISTBAND_SIZE = (80.0, 25.0)
 PT = 25.4 / 72  # millimetres per point
 # Bitstream Vera ships inside reportlab, so PNG, PDF and the measurements all use one font
 # with no download and no system font; SVG names it and its metric twin DejaVu Sans.
@@ -155,6 +156,24 @@ def shipper_drawing(label: ShipperLabel, dpi: int) -> Drawing:
     statement = _Flow(texts, margin, inner, max(top + box + 2.0, height - margin - 22.0))
     statement.paragraph(label.statement, 10, bold=True)
     return Drawing(width, height, symbol, tuple(bars), tuple(texts))
+
+
+def wristband_drawing(label: WristbandLabel, dpi: int) -> Drawing:
+    """Wristband: the QR at full height on the left, the subject's code large beside it."""
+    width, height = WRISTBAND_SIZE
+    margin = 1.0
+    qr_fit = fit(label.payload, height - 2 * margin, dpi)
+    symbol, right_of_qr = _symbol(
+        label.payload, qr_fit, dpi, x=margin, top=margin, box=height - 2 * margin
+    )
+    left = right_of_qr + 1.5
+    flow = _Flow([], left, width - left - margin, margin)
+    flow.line(f"Subject {label.subject}", fitting_size(f"Subject {label.subject}", 14,
+              width - left - margin, bold=True), bold=True)  # fmt: skip
+    flow.line(f"Trial {label.trial}", 8)
+    flow.line(label.site, 7)
+    flow.line(label.statement, fitting_size(label.statement, 6, width - left - margin))
+    return Drawing(width, height, symbol, (), tuple(flow.texts))
 
 
 def measure(text: str, size: float, *, bold: bool = False) -> float:

@@ -11,8 +11,17 @@ from labels.content import (
     Label,
     ShipperLabel,
     VialLabel,
+    WristbandLabel,
 )
-from labels.layout import SHIPPER_SIZE, VIAL_SIZE, Drawing, shipper_drawing, vial_drawing
+from labels.layout import (
+    SHIPPER_SIZE,
+    VIAL_SIZE,
+    WRISTBAND_SIZE,
+    Drawing,
+    shipper_drawing,
+    vial_drawing,
+    wristband_drawing,
+)
 from labels.pdf import pdf
 from labels.qr import LabelTooSmallError
 from labels.raster import png
@@ -28,6 +37,7 @@ __all__ = [
     "Progress",
     "ShipperLabel",
     "VialLabel",
+    "WristbandLabel",
     "drawing",
     "media_type",
     "render",
@@ -81,7 +91,7 @@ def render(
     if not labels:
         raise ValueError("There are no labels to render.")
     if len({type(label) for label in labels}) > 1:
-        raise ValueError("Vial and shipper labels differ in size; render them separately.")
+        raise ValueError("Vial, shipper and wristband labels differ in size; render apart.")
     if fmt in (Format.PNG, Format.SVG) and total != 1:
         raise ValueError(f"{fmt.upper()} holds one label; use PDF or ZPL for {total}.")
     if not 100 <= dpi <= 1200:
@@ -95,7 +105,13 @@ def render(
     if fmt is Format.SVG:
         return svg(next(drawings))
     if fmt is Format.PDF:
-        size = VIAL_SIZE if isinstance(labels[0], VialLabel) else SHIPPER_SIZE
+        size = (
+            VIAL_SIZE
+            if isinstance(labels[0], VialLabel)
+            else WRISTBAND_SIZE
+            if isinstance(labels[0], WristbandLabel)
+            else SHIPPER_SIZE
+        )
         return pdf(drawings, layout, size, lambda done: report(done, total))
     return "".join(_zpl(drawings, dpi, report, total)).encode("utf-8")
 
@@ -104,6 +120,8 @@ def drawing(label: Label, dpi: int = 300) -> Drawing:
     """Where everything on `label` goes, in mm (the layout every format shares)."""
     if isinstance(label, VialLabel):
         return vial_drawing(label, dpi)
+    if isinstance(label, WristbandLabel):
+        return wristband_drawing(label, dpi)
     return shipper_drawing(label, dpi)
 
 

@@ -57,6 +57,7 @@ def create_site(
     time_zone: str,
     gln: str | None = None,
     supplied_by_code: str | None = None,
+    plain_wristbands_allowed: bool = False,
 ) -> Site:
     """Register a site, with the IANA time zone its local dates are judged in.
 
@@ -73,7 +74,15 @@ def create_site(
     if gln is not None and session.scalar(select(Site.id).where(Site.gln == gln)) is not None:
         raise AlreadyExistsError("site with GLN", gln)
     pharmacy = _supplier(session, kind, supplied_by_code)
-    site = Site(code=code, name=name, kind=kind, gln=gln, time_zone=time_zone, supplied_by=pharmacy)
+    site = Site(
+        code=code,
+        name=name,
+        kind=kind,
+        gln=gln,
+        time_zone=time_zone,
+        supplied_by=pharmacy,
+        plain_wristbands_allowed=plain_wristbands_allowed,
+    )
     session.add(site)
     session.flush()
     record_change(
@@ -90,6 +99,7 @@ def create_site(
             "gln": gln,
             "time_zone": time_zone,
             "supplied_by": supplied_by_code,
+            "plain_wristbands_allowed": plain_wristbands_allowed,
         },
     )
     return site

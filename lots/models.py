@@ -50,6 +50,11 @@ class Site(Base):
     time_zone: Mapped[str] = mapped_column(String(64))
     # A ward is supplied by one hospital pharmacy: vials reach it only from there.
     supplied_by_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    # The bedside takes only authenticated wristbands unless the site has allowed plain ones
+    # (then every GO says so).
+    plain_wristbands_allowed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     supplied_by: Mapped[Site | None] = relationship(remote_side=[id])

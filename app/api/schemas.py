@@ -133,6 +133,13 @@ class SiteSchema(StrictSchema):
         validate=validate.Length(1, 32),
         metadata={"description": "A ward's hospital pharmacy (its code): required for wards"},
     )
+    plain_wristbands_allowed = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "The bedside here takes plain (unauthenticated) wristbands; every "
+            "GO then says so. Off by default."
+        },
+    )
 
 
 class UserCreateSchema(StrictSchema):

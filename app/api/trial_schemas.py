@@ -156,6 +156,12 @@ class KitLabelQuerySchema(StrictSchema):
     kit = fields.List(fields.String(validate=CODE), load_default=list)
 
 
+class WristbandQuerySchema(StrictSchema):
+    format = fields.String(
+        load_default="pdf", validate=validate.OneOf(["pdf", "png", "svg", "zpl"])
+    )
+
+
 # --- responses --------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from app.api.trial_schemas import (
     UnblindingCreateSchema,
     UnblindingSchema,
     WithdrawalCreateSchema,
+    WristbandQuerySchema,
     allocation_view,
     subject_view,
     trial_view,
@@ -60,6 +61,7 @@ from custody.trials import (
     kit_views,
     list_trials,
     print_kit_labels,
+    print_wristband,
     randomize,
     subject_allocations,
     thaw_kit,
@@ -288,6 +290,34 @@ class SubjectWithdrawal(MethodView):
             now=clock.now(),
         )
         return _subject(session, user, subject)
+
+
+@blp.route("/subjects/<protocol_id>/<code>/wristband")
+class SubjectWristband(MethodView):
+    @requires(Permission.SUBJECTS_ENROL)
+    @write
+    @blp.arguments(WristbandQuerySchema, location="query")
+    @blp.response(200, content_type="application/pdf", description="The wristband by `format`.")
+    def get(self, query: dict[str, Any], protocol_id: str, code: str) -> Response:
+        """Print the subject's wristband (80 × 25 mm) with its authenticated code; the print
+        is recorded on the subject's chain."""
+        session, user = get_session(), require_user()
+        content, mimetype = print_wristband(
+            session,
+            user,
+            protocol_id,
+            code,
+            fmt=query["format"],
+            base=current_app.config["PUBLIC_URL"],
+            key=label_keys()[0],
+            now=clock.now(),
+        )
+        filename = f"{protocol_id}-{code}-wristband.{query['format']}"
+        return Response(
+            content,
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'inline; filename="{filename}"'},
+        )
 
 
 @blp.route("/subjects/<protocol_id>/<code>/allocations")

@@ -6,19 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from app import clock
 from app.api.trial_schemas import trial_view
 from app.auth import hasher
 from app.db import get_session
+from app.keys import label_keys
 from app.web import bp, signed_in
 from app.writes import write
 from custody.trials import (
     can_see_arm,
     get_trial,
     list_trials,
+    print_wristband,
     unblind,
     visible_subjects,
     withdraw_subject,
@@ -138,6 +140,28 @@ def trial_withdrawal(user: User, protocol_id: str) -> Any:
     return redirect(url_for("web.trial", protocol_id=protocol_id, _anchor="subjects"), 303)
 
 
+@bp.get("/trials/<protocol_id>/subjects/<code>/wristband.pdf")
+@signed_in(Permission.SUBJECTS_ENROL)
+@write
+def subject_wristband(user: User, protocol_id: str, code: str) -> Response:
+    """The subject's wristband as a PDF to print (its authenticated code in the QR)."""
+    content, mimetype = print_wristband(
+        get_session(),
+        user,
+        protocol_id,
+        code,
+        fmt="pdf",
+        base=current_app.config["PUBLIC_URL"],
+        key=label_keys()[0],
+        now=clock.now(),
+    )
+    return Response(
+        content,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'inline; filename="{protocol_id}-{code}-wristband.pdf"'},
+    )
+
+
 def _render_trial(
     user: User,
     protocol_id: str,
@@ -182,6 +206,7 @@ def _render_trial(
         withdrawable=[subject.code for subject in subjects if not subject.withdrawn]
         if can(user, Permission.SUBJECTS_ENROL)
         else [],
+        may_print_wristbands=can(user, Permission.SUBJECTS_ENROL),
         posted=posted or {},
         errors=errors or [],
         section=section,

@@ -275,8 +275,12 @@ def _regather(session: Session, user: User, check: BedsideCheck, *, now: dt.date
     assert vial is not None  # noqa: S101 - vials are never deleted
     subject = subject_by_id(session, check.subject_id, vial.product_id)
     assert subject is not None  # noqa: S101 - subjects are never deleted
+    # The stored GO passed its wristband line when the band was scanned; it is not rescanned.
     facts = BedsideFacts(
-        now=now, validity=check.expires_at - check.checked_at, checker_role=user.role
+        now=now,
+        validity=check.expires_at - check.checked_at,
+        checker_role=user.role,
+        wristband_authenticated=True,
     )
     visit = check.visit.number if check.visit else None
     return gather(session, user, facts, vial=vial, subject=subject, visit_number=visit)

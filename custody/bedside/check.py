@@ -38,8 +38,19 @@ from lots.models import User
 DEFAULT_VALIDITY: Final = dt.timedelta(minutes=10)
 SCANNED_TEXT_LIMIT: Final = 300
 # The judged facts that are not about the vial and the patient: who checks, and when.
+# Who, when and where the check ran, and how the wristband was scanned (the administration
+# confirms a stored GO without scanning it again): not facts about the vial or the patient.
 _UNJUDGED: Final = frozenset(
-    {"now", "validity", "checker_role", "checker_at_subject_site", "places", "check_site"}
+    {
+        "now",
+        "validity",
+        "checker_role",
+        "checker_at_subject_site",
+        "places",
+        "check_site",
+        "wristband_authenticated",
+        "plain_wristbands_allowed",
+    }
 )
 
 
@@ -192,9 +203,8 @@ def _gather(
     validity: dt.timedelta,
 ) -> Gathered:
     vial, vial_problem = _find_vial(session, resolve(vial_code, base=base, keys=keys))
-    subject, wristband_problem = _find_subject(
-        session, user, resolve(wristband_code, base=base, keys=keys), vial
-    )
+    band = resolve(wristband_code, base=base, keys=keys)
+    subject, wristband_problem = _find_subject(session, user, band, vial)
     facts = BedsideFacts(
         now=now,
         vial_problem=vial_problem,
@@ -204,6 +214,8 @@ def _gather(
         subject=subject.code if subject is not None else "",
         subject_id=subject.id if subject is not None else None,
         trial=subject.protocol_id if subject is not None else "",
+        wristband_authenticated=band.authentication is Authentication.VALID,
+        plain_wristbands_allowed=user.site.plain_wristbands_allowed,
     )
     if vial is None or subject is None:
         return Gathered(facts, vial, subject, None)

@@ -131,6 +131,10 @@ class BedsideFacts:
     subject_id: int | None = None
     trial: str = ""  # the subject's trial, by protocol id
     withdrawn_on: dt.date | None = None  # the subject left the trial that (local) day
+    # The wristband carried celltrail's authentication code (a plain code or GSRN does not);
+    # a plain one passes only where the checking site has allowed plain wristbands.
+    wristband_authenticated: bool = False
+    plain_wristbands_allowed: bool = False
     visit: int | None = None
     visit_window: tuple[dt.date, dt.date] | None = None  # earliest and latest dosing day
     visit_window_problem: str | None = None  # why no window could be computed
@@ -269,6 +273,20 @@ def _wristband(facts: BedsideFacts) -> Check:
             False,
             f"Subject {facts.subject} was withdrawn from the trial on "
             f"{facts.withdrawn_on.isoformat()}: no dose may be given.",
+        )
+    if not facts.wristband_authenticated:
+        if not facts.plain_wristbands_allowed:
+            return Check(
+                "wristband",
+                False,
+                "The wristband carries no authentication code, so it could be a copy: print "
+                f"subject {facts.subject}'s wristband from celltrail and scan that one.",
+            )
+        return Check(
+            "wristband",
+            True,
+            f"The wristband is subject {facts.subject}'s: a plain wristband, which this site "
+            "allows; confirm the patient's identity another way too.",
         )
     return Check("wristband", True, f"The wristband is subject {facts.subject}'s.")
 

@@ -29,7 +29,7 @@ from custody.trials.errors import (
     UnblindedUserRequiredError,
     VialNotAllocatableError,
 )
-from custody.trials.kit_labels import print_kit_labels
+from custody.trials.kit_labels import print_kit_labels, print_wristband
 from custody.trials.kits import (
     create_kits,
     dispense_kit,
@@ -117,6 +117,7 @@ __all__ = [
     "list_trials",
     "packaging_lot_status",
     "print_kit_labels",
+    "print_wristband",
     "randomize",
     "reader_states",
     "subject_allocations",

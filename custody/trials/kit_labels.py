@@ -14,9 +14,10 @@ from custody.trials.errors import TrialStateError
 from custody.trials.kits import kit_expiry, trial_kits
 from custody.trials.models import Kit, Trial
 from custody.trials.protocols import get_trial
+from custody.trials.subjects import get_subject
 from labels.keys import LabelKey
-from labels.payload import vial_uri
-from labels.render import Format, VialLabel, media_type, render
+from labels.payload import subject_uri, vial_uri
+from labels.render import Format, VialLabel, WristbandLabel, media_type, render
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.models import User
@@ -80,6 +81,43 @@ def print_kit_labels(
             "KIT_LABELS_PRINTED",
             utcnow(),
             {"trial": protocol_id, "format": str(fmt), "kits": [kit.number for kit in kits]},
+            user,
+            user.site,
+        ),
+    )
+    return content, media_type(fmt)
+
+
+def print_wristband(  # noqa: PLR0913 - who, which subject, and how it is printed
+    session: Session,
+    user: User,
+    protocol_id: str,
+    code: str,
+    *,
+    fmt: Format | str,
+    base: str,
+    key: LabelKey,
+    now: dt.datetime,
+) -> tuple[bytes, str]:
+    """Render a subject's wristband with its authenticated code, and record the print on the
+    subject's chain: the bedside takes an authenticated wristband only (unless the site has
+    allowed plain ones), as it takes an authenticated vial label only."""
+    require(user, Permission.SUBJECTS_ENROL)
+    subject = get_subject(session, user, protocol_id, code)
+    label = WristbandLabel(
+        subject=subject.code,
+        trial=protocol_id,
+        site=subject.site.name,
+        payload=subject_uri(base=base, key=key, subject=subject.code, trial=protocol_id),
+    )
+    content = render([label], fmt)
+    append_event(
+        session,
+        EventDraft(
+            subject.chain,
+            "WRISTBAND_PRINTED",
+            now,
+            {"trial": protocol_id, "subject": subject.code, "format": str(fmt), "key": key.key_id},
             user,
             user.site,
         ),

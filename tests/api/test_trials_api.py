@@ -364,3 +364,30 @@ def test_a_randomization_records_its_slots_commitment(app, client, auth_headers)
     )
     assert [randomized["body"]["payload"]["arm_commitment"]] == stored
     assert len(stored[0]) == 64
+
+
+# --- wristbands --------------------------------------------------------------------------
+
+
+def test_a_clinician_prints_a_subjects_wristband_from_the_api_and_the_trial_page(
+    client, auth_headers
+):
+    path = f"{SUBJECT}/{SEPSIS_SUBJECT}/wristband"
+    png = client.get(f"{path}?format=png", headers=auth_headers("amu-clinician"))
+    assert (png.status_code, png.mimetype) == (200, "image/png")
+    (code,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.data)))
+    scanned = client.post(
+        "/api/v1/scans", json={"code": code.text}, headers=auth_headers("amu-clinician")
+    ).json
+    assert (scanned["kind"], scanned["authentication"]) == ("subject", "valid")
+    assert client.get(path, headers=auth_headers("auditor")).status_code == 403
+    chain = client.get(
+        f"/api/v1/ledger/chains/subject:{SEPSIS_TRIAL}:{SEPSIS_SUBJECT}",
+        headers=auth_headers("qa"),
+    ).json
+    assert "WRISTBAND_PRINTED" in [event["type"] for event in chain]
+    sign_in(client, "amu-clinician")
+    page = client.get(f"/trials/{SEPSIS_TRIAL}").get_data(as_text=True)
+    assert 'data-testid="wristband"' in page
+    pdf = client.get(f"/trials/{SEPSIS_TRIAL}/subjects/{SEPSIS_SUBJECT}/wristband.pdf")
+    assert (pdf.status_code, pdf.mimetype, pdf.data[:4]) == (200, "application/pdf", b"%PDF")

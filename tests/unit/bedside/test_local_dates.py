@@ -26,7 +26,13 @@ def _checks(facts: BedsideFacts) -> dict[str, bool]:
 
 def _facts(now: dt.datetime, zone: str, **facts) -> BedsideFacts:
     return BedsideFacts(
-        now=now, time_zone=zone, lot="XS228-2611-01", visit=1, subject="SCI-001", **facts
+        now=now,
+        time_zone=zone,
+        lot="XS228-2611-01",
+        visit=1,
+        subject="SCI-001",
+        wristband_authenticated=True,
+        **facts,
     )
 
 

@@ -109,6 +109,7 @@ def facts_of(world: dict[str, Any]) -> BedsideFacts:
         item="vial L-1-V0001",
         subject=code,
         subject_id=world["subject_id"],
+        wristband_authenticated=True,
         trial=trial,
         withdrawn_on=today if world["withdrawn"] else None,
         visit=1,

@@ -42,6 +42,7 @@ GO = BedsideFacts(
     item="vial XS228-2610-01-V0001",
     subject="SCI-001",
     subject_id=1,
+    wristband_authenticated=True,
     trial="NCT06976229",
     visit=1,
     visit_window=(NOW.date(), NOW.date()),
