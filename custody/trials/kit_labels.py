@@ -88,7 +88,7 @@ def print_kit_labels(
     return content, media_type(fmt)
 
 
-def print_wristband(  # noqa: PLR0913 - who, which subject, and how it is printed
+def print_wristband(
     session: Session,
     user: User,
     protocol_id: str,
