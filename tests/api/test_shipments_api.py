@@ -214,6 +214,47 @@ def test_a_vial_is_thawed_only_where_it_is(api, app):
     ok(api("pharmacist", "POST", f"/vials/{stored}/thaw", {}))
 
 
+def _handlers(api) -> list[tuple[str, str]]:
+    """(username, site) of every user whose role handles vials or receives shippers."""
+    users = ok(api("admin", "GET", "/users"))
+    return [(u["username"], u["site"]) for u in users if u["role"] in {"pharmacist", "clinician"}]
+
+
+def test_a_vial_is_stored_only_at_the_pharmacy_that_received_it(api, app):
+    sscc = shipped(api, (1,))
+    ok(handoff(api, sscc, "pharmacist", "courier", password=PASSWORDS["pharmacist"]), 201)
+    ok(
+        api(
+            "pharmacist",
+            "POST",
+            f"/shipments/{sscc}/receipt",
+            {"seal_number": SEAL, "serials": [v(1)]},
+        ),
+        201,
+    )
+    before = _custody_events(app, v(1))
+    for username, site in _handlers(api):
+        if site == "SYSU3-PH":
+            continue
+        answer = api(username, "POST", "/vials/store", {"serials": [v(1)], "location": "LN2"})
+        assert answer.status_code in {403, 404, 409, 422}, (username, answer.json)
+    assert _custody_events(app, v(1)) == before
+    ok(api("pharmacist", "POST", "/vials/store", {"serials": [v(1)], "location": "LN2-02"}))
+
+
+def test_a_shipper_is_received_only_at_its_destination(api, app):
+    sscc = shipped(api, (1,))
+    before = events(app)
+    for username, site in _handlers(api):
+        if site == "SYSU3-PH":
+            continue
+        answer = api(
+            username, "POST", f"/shipments/{sscc}/receipt", {"seal_number": SEAL, "serials": [v(1)]}
+        )
+        assert answer.status_code in {403, 404, 409, 422}, (username, answer.json)
+    assert events(app) == before  # no refusal moved anything
+
+
 def test_vials_come_out_of_an_open_shipper_by_post_or_delete(api):
     sscc = created(api, (1, 2, 3))
     after_post = ok(
