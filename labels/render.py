@@ -91,7 +91,9 @@ def render(
     if not labels:
         raise ValueError("There are no labels to render.")
     if len({type(label) for label in labels}) > 1:
-        raise ValueError("Vial, shipper and wristband labels differ in size; render apart.")
+        raise ValueError(
+            "Vial, shipper and wristband labels differ in size; render them separately."
+        )
     if fmt in (Format.PNG, Format.SVG) and total != 1:
         raise ValueError(f"{fmt.upper()} holds one label; use PDF or ZPL for {total}.")
     if not 100 <= dpi <= 1200:

@@ -349,27 +349,27 @@ class Scans(MethodView):
         session, user = get_session(), require_user()
         resolution = resolve(data["code"], base=current_app.config["PUBLIC_URL"], keys=label_keys())
         if resolution.refused:
-            return _answer(resolution)
+            return scan_answer(resolution)
         match resolution.kind:
             case Kind.VIAL | Kind.SERIAL_ONLY:
                 return _kit_answer(session, user, resolution) or _vial_or_shipper(
                     session, user, resolution
                 )
             case Kind.SHIPPER:
-                return _shipper_scan(session, user, resolution)
+                return shipper_scan(session, user, resolution)
             case Kind.SUBJECT:
                 return _subject_answer(session, user, resolution)
-        return _answer(resolution)  # pragma: no cover - the resolver refuses anything else
+        return scan_answer(resolution)  # pragma: no cover - the resolver refuses anything else
 
 
 def _vial_or_shipper(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
-    typed = _typed_shipper(session, user, resolution)
+    typed = typed_shipper(session, user, resolution)
     if typed is not None:
-        return _shipper_answer(session, user, *typed)
-    return _vial_answer(session, user, resolution)
+        return shipper_answer(session, user, *typed)
+    return vial_answer(session, user, resolution)
 
 
-def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+def vial_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
     serial = resolution.serial or ""
     vial = session.scalar(select(Vial).where(Vial.serial == serial))
     typed = resolution.kind is Kind.SERIAL_ONLY
@@ -381,14 +381,14 @@ def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[s
         # A vial of a site the user may not see, or a blinded kit's vial to a blinded user
         # (custody/trials/blinding.py), reads exactly like one that does not exist.
         identifier = f"a vial, shipment or subject {serial}" if typed else f"vial {serial}"
-        return _answer(resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=identifier))
+        return scan_answer(resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=identifier))
     lot = vial.lot
     if resolution.lot is not None and resolution.lot != lot.number:
-        return _answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
+        return scan_answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
     if resolution.gtin is not None and _gtin14(resolution.gtin) != _gtin14(lot.product.gtin):
-        return _answer(resolution.refuse(Problem.GTIN_NOT_THE_VIALS_PRODUCT))
+        return scan_answer(resolution.refuse(Problem.GTIN_NOT_THE_VIALS_PRODUCT))
     if resolution.expiry is not None and resolution.expiry != lot.expires_on:
-        return _answer(
+        return scan_answer(
             resolution.refuse(
                 Problem.EXPIRY_NOT_THE_LOTS,
                 expiry=resolution.expiry.isoformat(),
@@ -413,7 +413,7 @@ def _vial_answer(session: Session, user: User, resolution: Resolution) -> dict[s
         "expires_on": lot.expires_on,
         "expired": lot.expires_on < local_date(utcnow(), user.site.time_zone),  # the scanner's
     }
-    return _answer(resolution, item=item, actions=_actions(session, user, vial, state))
+    return scan_answer(resolution, item=item, actions=_actions(session, user, vial, state))
 
 
 def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[str, str]]:
@@ -464,15 +464,17 @@ def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[
     return actions
 
 
-def _shipper_scan(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
+def shipper_scan(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:
     shipment = find_shipment(session, resolution.sscc or "")
-    if shipment is None or not _may_scan(session, user, shipment):
+    if shipment is None or not may_scan(session, user, shipment):
         # A shipment the user may not see reads exactly like one that does not exist.
-        return _answer(_unknown(resolution, f"No shipment with SSCC {resolution.sscc} is known."))
-    return _shipper_answer(session, user, resolution, shipment)
+        return scan_answer(
+            _unknown(resolution, f"No shipment with SSCC {resolution.sscc} is known.")
+        )
+    return shipper_answer(session, user, resolution, shipment)
 
 
-def _typed_shipper(
+def typed_shipper(
     session: Session, user: User, resolution: Resolution
 ) -> tuple[Resolution, Shipment] | None:
     """A typed (or prefix-less) SSCC: 18 digits, or 20 with AI 00 in front, of a shipment."""
@@ -483,7 +485,7 @@ def _typed_shipper(
     if len(sscc) != 18 or not has_check_digit(sscc):
         return None
     shipment = find_shipment(session, sscc)
-    if shipment is None or not _may_scan(session, user, shipment):
+    if shipment is None or not may_scan(session, user, shipment):
         return None
     typed = replace(
         resolution,
@@ -496,14 +498,14 @@ def _typed_shipper(
     return typed, shipment
 
 
-def _may_scan(session: Session, user: User, shipment: Shipment) -> bool:
+def may_scan(session: Session, user: User, shipment: Shipment) -> bool:
     # Whoever may take custody can scan a shipper in transit: having it in hand is the point.
     return can_see_shipment(session, user, shipment) or (
         can(user, Permission.SHIPMENTS_HANDOFF) and shipment.status == ShipmentStatus.IN_TRANSIT
     )
 
 
-def _shipper_answer(
+def shipper_answer(
     session: Session, user: User, resolution: Resolution, shipment: Shipment
 ) -> dict[str, Any]:
     holder = shipment.custodian
@@ -519,7 +521,7 @@ def _shipper_answer(
         "custodian_since": shipment.custodian_since,
         "vial_count": packed_counts(session, [shipment])[shipment.id],
     }
-    return _answer(resolution, item=item, actions=_shipper_actions(session, user, shipment))
+    return scan_answer(resolution, item=item, actions=_shipper_actions(session, user, shipment))
 
 
 def _shipper_actions(session: Session, user: User, shipment: Shipment) -> list[dict[str, str]]:
@@ -568,9 +570,9 @@ def _kit_answer(session: Session, user: User, resolution: Resolution) -> dict[st
     if kit is None or not can_see_kits(user, kit.trial):
         return None
     if resolution.lot is not None and resolution.lot != kit.packaging_lot:
-        return _answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
+        return scan_answer(resolution.refuse(Problem.SERIAL_NOT_IN_LOT))
     view = kit_views(session, [kit])[kit.id]
-    answer = _answer(
+    answer = scan_answer(
         replace(resolution, reason=f"Kit {kit.number} of trial {kit.trial.protocol_id}."),
         item={
             "kit": kit.number,
@@ -606,8 +608,8 @@ def _subject_answer(session: Session, user: User, resolution: Resolution) -> dic
     if subject is None:
         who = resolution.gsrn or resolution.subject_code
         trial = f" in trial {resolution.trial}" if resolution.trial else ""
-        return _answer(_unknown(resolution, f"No subject {who}{trial} is known."))
-    return _answer(
+        return scan_answer(_unknown(resolution, f"No subject {who}{trial} is known."))
+    return scan_answer(
         replace(resolution, reason=f"Subject {subject.code} of trial {subject.trial.protocol_id}."),
         item={
             "subject": subject.code,
@@ -637,7 +639,7 @@ def _unknown(resolution: Resolution, reason: str) -> Resolution:
     return replace(resolution, problem=Problem.UNKNOWN_IDENTIFIER, reason=reason)
 
 
-def _answer(
+def scan_answer(
     resolution: Resolution,
     *,
     item: dict[str, Any] | None = None,

@@ -14,7 +14,7 @@ from app.auth import hasher
 from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
-from app.web.lots import _messages, _PageForm
+from app.web.forms import PageForm, messages
 from app.writes import write
 from custody.bedside import administration_of, check_at_bedside, get_check, record_administration
 from lots.access import Permission, can
@@ -22,7 +22,7 @@ from lots.errors import DomainError
 from lots.models import User
 
 
-class CheckForm(_PageForm):
+class CheckForm(PageForm):
     """The two scans and, if the clinician names it, the visit."""
 
     wristband = fields.String(load_default=None, validate=validate.Length(1, MAX_SCAN))
@@ -30,7 +30,7 @@ class CheckForm(_PageForm):
     visit = fields.Integer(load_default=None, strict=False, validate=validate.Range(1, 1000))
 
 
-class ConfirmForm(_PageForm):
+class ConfirmForm(PageForm):
     """The administering clinician's and the second person's signatures."""
 
     route = fields.String(required=True, validate=validate.Length(1, 32))
@@ -67,7 +67,7 @@ def bedside_check(user: User) -> Any:
     try:
         data = CheckForm().load(request.form)
     except ValidationError as error:
-        return _scan_page(user, dict(request.form), _messages(error)), 422
+        return _scan_page(user, dict(request.form), messages(error)), 422
     if not data["wristband"] or not data["vial"]:
         # A wedge scanner sent Enter after the first scan: keep it and ask for the other.
         focus = "vial" if data["wristband"] else "wristband"
@@ -102,7 +102,7 @@ def bedside_confirm(user: User, reference: str) -> Any:
     try:
         data = ConfirmForm().load(request.form)
     except ValidationError as error:
-        return _result_page(user, reference, values, _messages(error)), 422
+        return _result_page(user, reference, values, messages(error)), 422
     try:
         record_administration(
             get_session(),

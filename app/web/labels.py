@@ -17,7 +17,8 @@ from app.auth import ensure_visible
 from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
-from app.web.lots import PageState, _messages, _PageForm, _refused, _render_lot, _visible_lot
+from app.web.forms import PageForm, messages
+from app.web.lots import PageState, refused, render_lot, visible_lot
 from app.writes import write
 from custody.ledger import chain_events
 from custody.manufacturing import LabelPrint, LabelPrintJob, print_labels, reconcile
@@ -38,7 +39,7 @@ WHICH_VIALS = ("all", "unlabelled", "listed")
 _SERIAL_SEPARATORS = re.compile(r"[\s,;]+")
 
 
-class PrintForm(_PageForm):
+class PrintForm(PageForm):
     """The print form of a lot page: format, layout, printer resolution, which vials, why."""
 
     format = fields.String(
@@ -196,7 +197,7 @@ def _vial_labels(db: Session, found: Vial) -> list[VialLabelRow]:
 def lot_labels(user: User, number: str) -> Any:
     """Print the lot's labels (all, the unlabelled, or listed vials); the file downloads."""
     db = get_session()
-    found = _visible_lot(db, user, number)
+    found = visible_lot(db, user, number)
     posted = {k: v for k, v in request.form.to_dict().items() if k != "csrf_token"}
     try:
         form = PrintForm().load(posted)
@@ -213,9 +214,9 @@ def lot_labels(user: User, number: str) -> Any:
             reason=form["reason"],
         )
     except ValidationError as error:
-        return _render_lot(user, found, PageState("labels", posted, _messages(error))), 422
+        return render_lot(user, found, PageState("labels", posted, messages(error))), 422
     except DomainError as error:
-        return _refused(user, found, error, PageState("labels", posted, [error.detail]))
+        return refused(user, found, error, PageState("labels", posted, [error.detail]))
     name = f"labels-{found.number}-job{printed.job.id}.{printed.job.format}"
     return Response(
         printed.content,

@@ -9,11 +9,8 @@ from typing import Any
 
 from flask import Response, redirect, render_template, request, url_for
 from marshmallow import (
-    EXCLUDE,
-    Schema,
     ValidationError,
     fields,
-    pre_load,
     validate,
     validates_schema,
 )
@@ -24,6 +21,7 @@ from app import clock
 from app.auth import ensure_visible, hasher
 from app.db import get_session
 from app.web import bp, signed_in
+from app.web.forms import PageForm, messages
 from app.writes import write
 from custody.ledger import chain_events
 from custody.manufacturing import (
@@ -59,18 +57,7 @@ REJECT_MEANING = "Rejected: not for clinical use"
 OPEN_STATUSES = (LotStatus.IN_PROCESS, LotStatus.QUARANTINE)
 
 
-class _PageForm(Schema):
-    """A posted page form: blank fields count as absent, the CSRF token is Flask-WTF's."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    @pre_load
-    def _drop_blanks(self, data: Mapping[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        return {key: value.strip() for key, value in data.items() if value.strip()}
-
-
-class ResultForm(_PageForm):
+class ResultForm(PageForm):
     """A QC result, or (with `supersedes` and `reason`) the correction of one."""
 
     test = fields.String(validate=validate.Length(1, 120))
@@ -89,7 +76,7 @@ class ResultForm(_PageForm):
             raise ValidationError("A correction states why it supersedes the result.", "reason")
 
 
-class DecisionForm(_PageForm):
+class DecisionForm(PageForm):
     """QA's release or rejection, signed by re-entering the password."""
 
     decision = fields.String(
@@ -106,7 +93,7 @@ class DecisionForm(_PageForm):
             raise ValidationError("State what your signature of a rejection means.", "meaning")
 
 
-class ClosureForm(_PageForm):
+class ClosureForm(PageForm):
     """QA closes a deviation with a note and a signature."""
 
     note = fields.String(required=True, validate=validate.Length(1, 2000))
@@ -178,7 +165,7 @@ def lot(user: User, number: str) -> str:
     state = PageState()
     if serial := request.args.get("reprint"):
         state = PageState(form="labels", values={"vials": "listed", "serials": serial[:40]})
-    return _render_lot(user, _visible_lot(get_session(), user, number), state)
+    return render_lot(user, visible_lot(get_session(), user, number), state)
 
 
 @bp.get("/lots/<number>/coa.pdf")
@@ -186,7 +173,7 @@ def lot(user: User, number: str) -> str:
 def lot_coa(user: User, number: str) -> Response:
     """The lot's Certificate of Analysis (marked NOT RELEASED until QA releases the lot)."""
     db = get_session()
-    found = _visible_lot(db, user, number)
+    found = visible_lot(db, user, number)
     return Response(
         render_coa(db, found, now=clock.now()),
         mimetype="application/pdf",
@@ -200,7 +187,7 @@ def lot_coa(user: User, number: str) -> Response:
 def lot_result(user: User, number: str) -> Any:
     """Record a QC result or a correction; back to the lot page, or the page with the error."""
     db = get_session()
-    found = _visible_lot(db, user, number)
+    found = visible_lot(db, user, number)
     posted = request.form.to_dict()
     kind = "correction" if posted.get("supersedes") else "result"
     try:
@@ -219,9 +206,9 @@ def lot_result(user: User, number: str) -> Any:
             reason=form["reason"],
         )
     except ValidationError as error:
-        return _render_lot(user, found, PageState(kind, posted, _messages(error))), 422
+        return render_lot(user, found, PageState(kind, posted, messages(error))), 422
     except DomainError as error:
-        return _refused(user, found, error, PageState(kind, posted, [error.detail]))
+        return refused(user, found, error, PageState(kind, posted, [error.detail]))
     return redirect(url_for("web.lot", number=found.number, _anchor="specification"), 303)
 
 
@@ -231,7 +218,7 @@ def lot_result(user: User, number: str) -> Any:
 def lot_release(user: User, number: str) -> Any:
     """QA's signed release or rejection; every reason against a release is listed."""
     db = get_session()
-    found = _visible_lot(db, user, number)
+    found = visible_lot(db, user, number)
     posted = {k: v for k, v in request.form.to_dict().items() if k != "password"}
     try:
         form = DecisionForm().load(request.form.to_dict())
@@ -247,13 +234,13 @@ def lot_release(user: User, number: str) -> Any:
             remote_addr=request.remote_addr or "unknown",
         )
     except ValidationError as error:
-        return _render_lot(user, found, PageState("decision", posted, _messages(error))), 422
+        return render_lot(user, found, PageState("decision", posted, messages(error))), 422
     except ReleaseRefusedError as error:
         state = PageState("decision", posted, [error.title], blockers=error.blockers)
-        return _refused(user, found, error, state)
+        return refused(user, found, error, state)
     except DomainError as error:
         state = PageState("decision", posted, [f"{error.title}: {error.detail}"])
-        return _refused(user, found, error, state)
+        return refused(user, found, error, state)
     return redirect(url_for("web.lot", number=found.number), 303)
 
 
@@ -263,7 +250,7 @@ def lot_release(user: User, number: str) -> Any:
 def deviation_close(user: User, number: str, deviation: int) -> Any:
     """QA closes a deviation with a signature."""
     db = get_session()
-    found = _visible_lot(db, user, number)
+    found = visible_lot(db, user, number)
     posted = {"note": request.form.get("note", ""), "deviation": str(deviation)}
     try:
         form = ClosureForm().load(request.form.to_dict())
@@ -278,14 +265,14 @@ def deviation_close(user: User, number: str, deviation: int) -> Any:
             remote_addr=request.remote_addr or "unknown",
         )
     except ValidationError as error:
-        return _render_lot(user, found, PageState("closure", posted, _messages(error))), 422
+        return render_lot(user, found, PageState("closure", posted, messages(error))), 422
     except DomainError as error:
         state = PageState("closure", posted, [f"{error.title}: {error.detail}"])
-        return _refused(user, found, error, state)
+        return refused(user, found, error, state)
     return redirect(url_for("web.lot", number=found.number, _anchor="deviations"), 303)
 
 
-def _render_lot(user: User, found: Lot, state: PageState) -> str:
+def render_lot(user: User, found: Lot, state: PageState) -> str:
     db = get_session()
     rows = _spec_rows(found, lot_results(db, found))
     events = chain_events(db, found.chain)
@@ -361,7 +348,7 @@ def _prefilled(row: SpecRow | None, *, test: bool) -> dict[str, str]:
     return values
 
 
-def _visible_lot(db: Session, user: User, number: str) -> Lot:
+def visible_lot(db: Session, user: User, number: str) -> Lot:
     found = get_lot(db, number)
     ensure_visible(user, visible_lot_site_ids(db, user, found), "lot", number)
     return found
@@ -374,7 +361,7 @@ def _superseded_test(db: Session, found: Lot, result_id: int) -> str:
     return result.line.test
 
 
-def _refused(user: User, found: Lot, error: DomainError, state: PageState) -> tuple[str, int]:
+def refused(user: User, found: Lot, error: DomainError, state: PageState) -> tuple[str, int]:
     # The page shows the refusal, so the error is handled here rather than raised: undo the
     # write as app.writes would, and keep what the refusal records (a failed signature).
     db = get_session()
@@ -382,14 +369,4 @@ def _refused(user: User, found: Lot, error: DomainError, state: PageState) -> tu
     if error.after_rollback is not None:
         error.after_rollback(db)
         db.commit()
-    return _render_lot(user, get_lot(db, found.number), state), error.status
-
-
-def _messages(error: ValidationError) -> list[str]:
-    messages = error.normalized_messages()
-    out = []
-    for name, problems in messages.items():
-        label = "" if name == "_schema" else f"{name.replace('_', ' ').capitalize()}: "
-        items = problems if isinstance(problems, list) else [str(problems)]
-        out.extend(f"{label}{problem}" for problem in items)
-    return out
+    return render_lot(user, get_lot(db, found.number), state), error.status

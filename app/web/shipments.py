@@ -20,18 +20,18 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.api.labels import (
     MAX_SCAN_CHARS,
-    _answer,
-    _may_scan,
-    _shipper_answer,
-    _shipper_scan,
-    _typed_shipper,
-    _vial_answer,
+    may_scan,
+    scan_answer,
+    shipper_answer,
+    shipper_scan,
+    typed_shipper,
+    vial_answer,
 )
 from app.auth import hasher
 from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
-from app.web.lots import _messages, _PageForm
+from app.web.forms import PageForm, messages
 from app.writes import write
 from custody.ledger import CustodyEvent, chain_events
 from custody.shipping import (
@@ -64,7 +64,7 @@ from lots.models import Site, User
 _LINES = re.compile(r"[\r\n]+")
 
 
-class CustodyForm(_PageForm):
+class CustodyForm(PageForm):
     """Taking custody: who hands the shipper over, and the password where the site signs."""
 
     code = fields.String(load_default=None, validate=validate.Length(1, MAX_SCAN_CHARS))
@@ -76,7 +76,7 @@ class CustodyForm(_PageForm):
     password = fields.String(load_default=None, validate=validate.Length(1, 256))
 
 
-class ReceiptForm(_PageForm):
+class ReceiptForm(PageForm):
     """Receiving: the seal read off the shipper, and each vial scanned (or the manifest)."""
 
     seal = fields.String(
@@ -166,25 +166,25 @@ def look_up(db: Session, user: User, text: str) -> Scanned:
     behind a shipper's code (or the shipper a scanned vial is in)."""
     resolution = resolve(text, base=_public_url(), keys=label_keys())
     if resolution.refused:
-        return Scanned(text, _answer(resolution))
+        return Scanned(text, scan_answer(resolution))
     match resolution.kind:
         case Kind.VIAL | Kind.SERIAL_ONLY:
-            typed = _typed_shipper(db, user, resolution)
+            typed = typed_shipper(db, user, resolution)
             if typed is None:
-                answer = _vial_answer(db, user, resolution)
+                answer = vial_answer(db, user, resolution)
                 in_shipper = None
                 if answer["item"] is not None and answer["problem"] is None:
                     in_shipper = _shipper_of(db, user, answer["item"]["serial"])
                 return Scanned(text, answer, in_shipper=in_shipper)
-            return Scanned(text, _shipper_answer(db, user, *typed), shipment=typed[1])
+            return Scanned(text, shipper_answer(db, user, *typed), shipment=typed[1])
         case Kind.SHIPPER:
-            answer = _shipper_scan(db, user, resolution)
+            answer = shipper_scan(db, user, resolution)
             found = find_shipment(db, answer["item"]["sscc"]) if answer["item"] else None
             return Scanned(text, answer, shipment=found)
     who = resolution.gsrn or resolution.subject_code
     trial = f" in trial {resolution.trial}" if resolution.trial else ""
     unknown = resolution.refuse(Problem.UNKNOWN_IDENTIFIER, identifier=f"subject {who}{trial}")
-    return Scanned(text, _answer(unknown))
+    return Scanned(text, scan_answer(unknown))
 
 
 def decode_image(data: bytes) -> tuple[str | None, str]:
@@ -235,7 +235,7 @@ def take_custody(user: User, sscc: str) -> Any:
             now=now,
         )
     except ValidationError as error:
-        state = PageState("custody", posted, _messages(error))
+        state = PageState("custody", posted, messages(error))
         return _scan_page(user, _rescan(db, user, code, shipment), state), 422
     except DomainError as error:
         _keep_refusal(db, error)
@@ -277,7 +277,7 @@ def receive_shipment(user: User, sscc: str) -> Any:
             now=clock.now(),
         )
     except ValidationError as error:
-        return _receipt_page(user, shipment, PageState("receipt", posted, _messages(error))), 422
+        return _receipt_page(user, shipment, PageState("receipt", posted, messages(error))), 422
     except DomainError as error:
         _keep_refusal(db, error)
         state = PageState("receipt", posted, [error.detail])
@@ -446,7 +446,7 @@ def _scannable_shipment(db: Session, user: User, sscc: str) -> Shipment:
     """A shipper the user may scan: one they may see, or any in transit for whoever may take
     custody (having it in hand is the point), as the scan API answers."""
     found = find_shipment(db, sscc)
-    if found is None or not _may_scan(db, user, found):
+    if found is None or not may_scan(db, user, found):
         raise NotFoundError("shipment with SSCC", sscc)
     return found
 

@@ -22,7 +22,7 @@ from app import clock
 from app.auth import current_user, hasher
 from app.db import get_session
 from app.web import bp, signed_in
-from app.web.lots import _messages, _PageForm
+from app.web.forms import PageForm, messages
 from app.writes import write
 from custody.shipping import (
     DESTROY_MEANING,
@@ -51,7 +51,7 @@ LINES = ("#12344d", "#2a7ab0", "#6b3fa0")  # one per logger
 LIMIT, EXCURSION, HOLD, MUTED = "#b3261e", "#f4b6b0", "#f0b429", "#5c6670"
 
 
-class DispositionForm(_PageForm):
+class DispositionForm(PageForm):
     """QA's decision on an excursion, signed by re-entering the password."""
 
     decision = fields.String(
@@ -189,7 +189,7 @@ def excursion_disposition(user: User, sscc: str, excursion_id: int) -> Any:
             now=clock.now(),
         )
     except ValidationError as error:
-        return _excursion_page(user, found, excursion, posted, _messages(error)), 422
+        return _excursion_page(user, found, excursion, posted, messages(error)), 422
     except DomainError as error:
         _keep(error)
         fresh = db.get(ShipmentExcursion, excursion.id) or excursion

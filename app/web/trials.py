@@ -15,6 +15,7 @@ from app.auth import hasher
 from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
+from app.web.forms import messages
 from app.writes import write
 from custody.trials import (
     can_see_arm,
@@ -95,7 +96,7 @@ def trial_unblinding(user: User, protocol_id: str) -> Any:
             remote_addr=request.remote_addr or "unknown",
         )
     except ValidationError as error:
-        return _render_trial(user, protocol_id, posted, _messages(error)), 422
+        return _render_trial(user, protocol_id, posted, messages(error)), 422
     except DomainError as error:
         # Shown on the page rather than raised: undo the write as app.writes would, and keep
         # what the refusal records (a failed signature).
@@ -129,7 +130,7 @@ def trial_withdrawal(user: User, protocol_id: str) -> Any:
             now=clock.now(),
         )
     except ValidationError as error:
-        page = _render_trial(user, protocol_id, posted, _messages(error), section="withdrawal")
+        page = _render_trial(user, protocol_id, posted, messages(error), section="withdrawal")
         return page, 422
     except DomainError as error:
         session.rollback()
@@ -211,11 +212,3 @@ def _render_trial(
         errors=errors or [],
         section=section,
     )
-
-
-def _messages(error: ValidationError) -> list[str]:
-    out = []
-    for name, problems in error.normalized_messages().items():
-        items = problems if isinstance(problems, list) else [str(problems)]
-        out.extend(f"{name.capitalize()}: {problem}" for problem in items)
-    return out

@@ -117,6 +117,7 @@ def _values(session: Session, pair: tuple[Kit, Kit]) -> dict[str, list[dict[str,
         + [f"site:{code}" for code in session.scalars(select(Site.code))]
     )
     events = list(session.scalars(select(CustodyEvent).where(CustodyEvent.chain.in_(chains))))
+    subject_keys = [{"protocol_id": SEPSIS_TRIAL, "code": subject.code} for subject in subjects]
     products = list(session.scalars(select(Product)))
     gs1 = [
         {
@@ -157,9 +158,9 @@ def _values(session: Session, pair: tuple[Kit, Kit]) -> dict[str, list[dict[str,
         ],
         "web.product": one("code", [product.code for product in products]),
         "sites.SiteByCode": one("code", session.scalars(select(Site.code))),
-        "trials.SubjectByCode": [
-            {"protocol_id": SEPSIS_TRIAL, "code": subject.code} for subject in subjects
-        ],
+        "trials.SubjectByCode": subject_keys,
+        "trials.SubjectWristband": subject_keys,
+        "web.subject_wristband": subject_keys,
         "users.UserByName": one("username", session.scalars(select(User.username))),
         "serial": one("serial", serials),
         "number": one("number", lots),
