@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.api.lot_schemas import TEXT
 from app.api.schemas import StrictSchema
-from app.auth import ensure_visible, require_user, requires
+from app.auth import require_user, requires
 from app.db import get_session
 from app.keys import label_keys
 from app.writes import write
@@ -27,7 +27,6 @@ from custody.manufacturing import (
     PRINTABLE,
     LabelPrint,
     LabelPrintJob,
-    get_lot,
     lot_print_jobs,
     print_labels,
     reconcile,
@@ -48,6 +47,7 @@ from custody.trials import (
     can_see_subject,
     find_kit_by_label,
     find_subject_by_wristband,
+    get_visible_lot,
     hides_kit_vial,
     kit_views,
     visible_lot_site_ids,
@@ -58,7 +58,7 @@ from labels.resolution import Kind, Problem, Resolution
 from labels.resolve import resolve
 from lots.access import Permission, can, can_see
 from lots.base import utcnow
-from lots.batch import Lot, LotStatus, Vial
+from lots.batch import LotStatus, Vial
 from lots.errors import DomainError, NotFoundError
 from lots.local_time import local_date
 from lots.models import SiteKind, User
@@ -219,7 +219,7 @@ class LotLabels(MethodView):
         """
         session, user = get_session(), require_user()
         _refuse_cross_site_print()
-        lot = _visible_lot(session, user, number)
+        lot = get_visible_lot(session, user, number)
         fmt = query["format"]
         try:
             printed = print_labels(
@@ -256,7 +256,7 @@ class LabelReconciliation(MethodView):
         """Labels printed against vials, vials with no label or several live ones, and every
         print job (who, when, format, reason)."""
         session = get_session()
-        lot = _visible_lot(session, require_user(), number)
+        lot = get_visible_lot(session, require_user(), number)
         result = reconcile(session, lot)
         return {
             "lot": lot.number,
@@ -288,12 +288,6 @@ def label_filename(lot: str, fmt: str, serials: Sequence[str] | None) -> str:
     if Format(fmt) in (Format.PNG, Format.SVG) and serials and len(serials) == 1:
         return f"{serials[0]}-label.{fmt}"
     return f"{lot}-labels.{fmt}"
-
-
-def _visible_lot(session: Session, user: User, number: str) -> Lot:
-    lot = get_lot(session, number)
-    ensure_visible(user, visible_lot_site_ids(session, user, lot), "lot", number)
-    return lot
 
 
 def _job_rows(session: Session, jobs: Sequence[LabelPrintJob]) -> list[dict[str, Any]]:

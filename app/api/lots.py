@@ -34,7 +34,7 @@ from app.api.lot_schemas import (
     result_fields,
 )
 from app.api.schemas import EventSchema
-from app.auth import ensure_visible, hasher, require_user, requires
+from app.auth import hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
 from custody.ledger import CustodyEvent, chain_events
@@ -44,7 +44,6 @@ from custody.manufacturing import (
     create_lot,
     current_results,
     decide,
-    get_lot,
     list_lots,
     lot_decisions,
     lot_deviations,
@@ -57,7 +56,12 @@ from custody.manufacturing import (
     render_coa,
 )
 from custody.shipping import vial_states
-from custody.trials import hides_kit_vial, reader_states, visible_lot_site_ids
+from custody.trials import (
+    get_visible_lot,
+    get_visible_vial,
+    reader_states,
+    visible_lot_site_ids,
+)
 from lots.access import Permission, can_see
 from lots.accounts import get_site
 from lots.batch import Lot, LotStatus, ReleaseDecision, Vial
@@ -308,21 +312,11 @@ class VialEvents(MethodView):
 
 
 def _visible_lot(number: str) -> Lot:
-    session = get_session()
-    lot = get_lot(session, number)
-    user = require_user()
-    ensure_visible(user, visible_lot_site_ids(session, user, lot), "lot", number)
-    return lot
+    return get_visible_lot(get_session(), require_user(), number)
 
 
 def _visible_vial(session: Session, serial: str) -> Vial:
-    user = require_user()
-    vial = session.scalar(select(Vial).where(Vial.serial == serial))
-    # A blinded trial's kit vial does not exist by serial for a reader without the flag.
-    if vial is None or hides_kit_vial(session, user, vial):
-        raise NotFoundError("vial", serial)
-    ensure_visible(user, visible_lot_site_ids(session, user, vial.lot), "vial", serial)
-    return vial
+    return get_visible_vial(session, require_user(), serial)
 
 
 def _can_see_lot(session: Session, user: User, lot: Lot) -> bool:

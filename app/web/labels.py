@@ -13,7 +13,6 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth import ensure_visible
 from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
@@ -23,14 +22,14 @@ from app.writes import write
 from custody.ledger import chain_events
 from custody.manufacturing import LabelPrint, LabelPrintJob, print_labels, reconcile
 from custody.shipping import BLOCKING_LOT_STATUSES, vial_states
-from custody.trials import hides_kit_vial, visible_lot_site_ids
+from custody.trials import get_visible_vial, hides_kit_vial, visible_lot_site_ids
 from labels.render import ZPL_DPI, Format, Layout
 from labels.resolution import Kind, Problem, Resolution
 from labels.resolve import resolve
 from lots.access import Permission, can_see
 from lots.base import utcnow
 from lots.batch import Lot, Vial
-from lots.errors import DomainError, NotFoundError
+from lots.errors import DomainError
 from lots.local_time import local_date
 from lots.models import Site, User
 
@@ -152,11 +151,7 @@ def _unverified(resolution: Resolution) -> tuple[str, int]:
 def vial(user: User, serial: str) -> str:
     """One vial: product, lot, expiry, derived state, custody timeline and labels."""
     db = get_session()
-    found = db.scalar(select(Vial).where(Vial.serial == serial))
-    # A blinded trial's kit vial does not exist by serial for a reader without the flag.
-    if found is None or hides_kit_vial(db, user, found):
-        raise NotFoundError("vial", serial)
-    ensure_visible(user, visible_lot_site_ids(db, user, found.lot), "vial", serial)
+    found = get_visible_vial(db, user, serial)
     events = chain_events(db, found.chain)
     actor_ids = {event.actor_user_id for event in events if event.actor_user_id}
     site_ids = {event.site_id for event in events if event.site_id}

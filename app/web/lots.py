@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.auth import ensure_visible, hasher
+from app.auth import hasher
 from app.db import get_session
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
@@ -41,7 +41,7 @@ from custody.manufacturing import (
     record_result,
     render_coa,
 )
-from custody.trials import visible_lot_site_ids
+from custody.trials import get_visible_lot, visible_lot_site_ids
 from lots.access import Permission, can, can_see, sees_all_sites
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, QcResult
@@ -349,9 +349,8 @@ def _prefilled(row: SpecRow | None, *, test: bool) -> dict[str, str]:
 
 
 def visible_lot(db: Session, user: User, number: str) -> Lot:
-    found = get_lot(db, number)
-    ensure_visible(user, visible_lot_site_ids(db, user, found), "lot", number)
-    return found
+    """The lot the page shows, as the API reads it (404 for a lot the user may not see)."""
+    return get_visible_lot(db, user, number)
 
 
 def _superseded_test(db: Session, found: Lot, result_id: int) -> str:

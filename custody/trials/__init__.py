@@ -15,6 +15,8 @@ from custody.trials.allocation import allocate_vial, subject_allocations
 from custody.trials.blinding import (
     BLINDED_KIT_STATE,
     chain_hidden,
+    get_visible_lot,
+    get_visible_vial,
     hidden_kit_chains,
     hides_chain,
     hides_kit_vial,
@@ -108,6 +110,8 @@ __all__ = [
     "generate_list",
     "get_subject",
     "get_trial",
+    "get_visible_lot",
+    "get_visible_vial",
     "hidden_kit_chains",
     "hides_chain",
     "hides_kit_vial",

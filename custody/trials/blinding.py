@@ -21,6 +21,7 @@ from custody.shipping import vial_states
 from custody.trials.models import Kit, Trial
 from lots.access import can_see, sees_all_sites
 from lots.batch import Lot, Vial
+from lots.errors import NotFoundError
 from lots.models import User
 
 # What a blinded reader reads as the state of a kit vial in a list.
@@ -91,6 +92,28 @@ def chain_hidden(session: Session, user: User, chain: str) -> bool:
             select(Lot).join(Vial, Vial.lot_id == Lot.id).where(Vial.serial == key)
         )
     return lot is not None and not can_see(user, visible_lot_site_ids(session, user, lot))
+
+
+def get_visible_lot(session: Session, user: User, number: str) -> Lot:
+    """The lot, if this user may see it (through a site it touches, never through a blinded
+    kit's vial); NotFoundError otherwise, exactly as for a lot that does not exist."""
+    lot = session.scalar(select(Lot).where(Lot.number == number))
+    if lot is None or not can_see(user, visible_lot_site_ids(session, user, lot)):
+        raise NotFoundError("lot", number)
+    return lot
+
+
+def get_visible_vial(session: Session, user: User, serial: str) -> Vial:
+    """The vial, if this user may know it by serial and see its lot; NotFoundError
+    otherwise (a blinded kit's vial reads as an unknown serial)."""
+    vial = session.scalar(select(Vial).where(Vial.serial == serial))
+    if (
+        vial is None
+        or hides_kit_vial(session, user, vial)
+        or not can_see(user, visible_lot_site_ids(session, user, vial.lot))
+    ):
+        raise NotFoundError("vial", serial)
+    return vial
 
 
 def visible_lot_site_ids(session: Session, user: User, lot: Lot) -> set[int | None]:
