@@ -364,3 +364,12 @@ def _check_password(password: str) -> None:
 
 def _token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def supplied_wards(session: Session, pharmacy_site_id: int) -> list[Site]:
+    """The wards a hospital pharmacy supplies, by code: where it may send vials and kits."""
+    return list(
+        session.scalars(
+            select(Site).where(Site.supplied_by_id == pharmacy_site_id).order_by(Site.code)
+        )
+    )

@@ -346,7 +346,7 @@ class Scans(MethodView):
             return scan_answer(resolution)
         match resolution.kind:
             case Kind.VIAL | Kind.SERIAL_ONLY:
-                return _kit_answer(session, user, resolution) or _vial_or_shipper(
+                return kit_answer(session, user, resolution) or _vial_or_shipper(
                     session, user, resolution
                 )
             case Kind.SHIPPER:
@@ -555,7 +555,7 @@ def _shipper_actions(session: Session, user: User, shipment: Shipment) -> list[d
     return actions
 
 
-def _kit_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any] | None:
+def kit_answer(session: Session, user: User, resolution: Resolution) -> dict[str, Any] | None:
     """A blinded kit's label: its number, trial, packaging lot and state, nothing that
     tells the arm (no vial serial, lot or product). Another site's kit reads like no kit."""
     if resolution.kind is not Kind.VIAL or resolution.gtin is None or resolution.serial is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.api.labels import (
     MAX_SCAN_CHARS,
+    kit_answer,
     may_scan,
     scan_answer,
     shipper_answer,
@@ -53,10 +55,11 @@ from custody.shipping import (
     shipment_handoffs,
     visible_shipments,
 )
-from custody.trials import reader_states
+from custody.trials import dispense_kits, reader_states, thaw_kit
 from labels.resolution import Kind, Problem
 from labels.resolve import resolve
 from lots.access import Permission, can
+from lots.accounts import supplied_wards
 from lots.batch import Vial
 from lots.errors import DomainError, NotFoundError
 from lots.models import Site, User
@@ -167,6 +170,8 @@ def look_up(db: Session, user: User, text: str) -> Scanned:
     resolution = resolve(text, base=_public_url(), keys=label_keys())
     if resolution.refused:
         return Scanned(text, scan_answer(resolution))
+    if (kit := kit_answer(db, user, resolution)) is not None:
+        return Scanned(text, kit)
     match resolution.kind:
         case Kind.VIAL | Kind.SERIAL_ONLY:
             typed = typed_shipper(db, user, resolution)
@@ -370,6 +375,11 @@ def _scan_page(user: User, scanned: Scanned | None, state: PageState) -> str:
     view = None
     if scanned is not None and scanned.shipment is not None:
         view = shipper_view(db, user, scanned.shipment)
+    kit_actions = {
+        action["action"]: action
+        for action in (scanned.answer.get("actions") or [] if scanned is not None else [])
+        if scanned is not None and scanned.answer.get("kind") == "kit"
+    }
     return render_template(
         "scan.html",
         user=user,
@@ -377,7 +387,47 @@ def _scan_page(user: User, scanned: Scanned | None, state: PageState) -> str:
         view=view,
         state=state,
         links=_links(scanned),
+        kit_actions=kit_actions,
+        wards=supplied_wards(db, user.site_id) if "dispense_kit" in kit_actions else [],
     )
+
+
+@bp.post("/trials/<protocol_id>/kits/<number>/thaw")
+@signed_in(Permission.VIALS_HANDLE)
+@write
+def kit_thaw(user: User, protocol_id: str, number: str) -> Any:
+    """Thaw a kit at the ward, from its scanned label: the post-thaw clock starts."""
+    return _kit_step(user, protocol_id, number, lambda db, now: thaw_kit(
+        db, user, protocol_id, number, now=now
+    ))  # fmt: skip
+
+
+@bp.post("/trials/<protocol_id>/kits/<number>/dispense")
+@signed_in(Permission.VIALS_HANDLE)
+@write
+def kit_dispense(user: User, protocol_id: str, number: str) -> Any:
+    """Send a kit from the pharmacy to one of the wards it supplies."""
+    ward = request.form.get("ward", "").strip()
+    return _kit_step(user, protocol_id, number, lambda db, now: dispense_kits(
+        db, user, protocol_id, [number], ward_code=ward, now=now
+    ))  # fmt: skip
+
+
+def _kit_step(
+    user: User, protocol_id: str, number: str, step: Callable[[Session, dt.datetime], object]
+) -> Any:
+    """Run a kit's step; back to the kit's scan, with the refusal shown if it was refused."""
+    db = get_session()
+    code = request.form.get("code", "")[:MAX_SCAN_CHARS]
+    try:
+        step(db, clock.now())
+    except DomainError as error:
+        db.rollback()
+        page = _scan_page(
+            user, look_up(db, user, code), PageState("kit", {}, [f"{error.title}: {error.detail}"])
+        )
+        return page, error.status
+    return redirect(url_for("web.scan", code=code), 303)
 
 
 def _receipt_page(user: User, found: Shipment, state: PageState) -> str:

@@ -609,3 +609,38 @@ def test_another_hospital_cannot_handle_a_kit_and_learns_nothing(client, session
     unknown = client.post(f"{api}/999999/thaw", json={}, headers=auth_headers("clinician"))
     assert other.status_code == unknown.status_code == 404
     assert other.json["detail"].replace(kit.number, "999999") == unknown.json["detail"]
+
+
+def test_the_pharmacy_sends_and_the_ward_thaws_a_kit_from_its_scan_page(
+    client, session, auth_headers
+):
+    tokens = forbidden_tokens(session)
+    kit = _free_kit(session)
+    code = kit_label(session, None, kit.number)
+    pages = []
+    token = sign_in(client, "amu-pharmacist")
+    page = client.get("/scan", query_string={"code": code}).get_data(as_text=True)
+    assert 'data-testid="dispense-kit"' in page
+    sent = client.post(
+        f"/trials/{SEPSIS_TRIAL}/kits/{kit.number}/dispense",
+        data={"ward": "AMU-SW-ICU", "code": code, "csrf_token": token},
+    )
+    assert sent.status_code == 303
+    pages.append(page)
+    token = sign_in(client, "amu-clinician")
+    page = client.get("/scan", query_string={"code": code}).get_data(as_text=True)
+    assert 'data-testid="thaw-kit"' in page
+    pages.append(page)
+    thawed = client.post(
+        f"/trials/{SEPSIS_TRIAL}/kits/{kit.number}/thaw", data={"code": code, "csrf_token": token}
+    )
+    assert thawed.status_code == 303
+    page = client.get("/scan", query_string={"code": code}).get_data(as_text=True)
+    assert "THAWED" in page
+    again = client.post(
+        f"/trials/{SEPSIS_TRIAL}/kits/{kit.number}/thaw", data={"code": code, "csrf_token": token}
+    )
+    assert again.status_code == 409
+    assert 'data-testid="kit-errors"' in again.get_data(as_text=True)
+    pages += [page, again.get_data(as_text=True)]
+    assert [token for token in tokens for text in pages if token in text] == []

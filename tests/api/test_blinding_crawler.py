@@ -18,6 +18,7 @@ import io
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -302,6 +303,7 @@ def test_no_blinded_user_can_tell_two_worlds_that_differ_only_in_kit_arms(
     qa_recalls(session, "lot", recalled, reason="Control lot found out of specification")
     session.commit()
     paths, scanned = urls(app, session, pair), scans(session, app, pair)
+    paths += [f"/scan?{urlencode(scan)}" for scan in scanned]  # the scan page of each kit
     headers = {username: auth_headers(username) for username in clients}
     # Reads may write (label prints, audit entries): each world is crawled from the same
     # start, and what the crawl wrote is rolled back before the next.
