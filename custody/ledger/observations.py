@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from custody.ledger.append import EventDraft, append_event
 from custody.ledger.models import CustodyEvent
-from lots.access import Permission, require
+from lots.access import Permission, require, sees_all_sites
 from lots.base import utcnow
 from lots.errors import InvalidValueError, NotFoundError
 from lots.models import Product, Site, User
@@ -51,7 +51,10 @@ def record_observation(
     exists = SUBJECT_KINDS.get(kind)
     if exists is None:
         raise InvalidValueError("chain", f"celltrail has no subjects of kind {kind!r}.")
-    if not exists(session, key):
+    # A site's chain is its own record: another site's user writes there never (it would
+    # open that chain to the writer), and reads it as an unknown site.
+    foreign_site = kind == "site" and key != user.site.code and not sees_all_sites(user)
+    if foreign_site or not exists(session, key):
         raise NotFoundError(kind, key)
     if is_in_the_future(occurred_at, now or utcnow()):
         raise InvalidValueError("occurred_at", "The time of the observation is in the future.")
