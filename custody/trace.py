@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import ColumnElement, Select, String, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased, joinedload, lazyload, selectinload
 
-from custody.ledger import ChainHead, CustodyEvent
+from custody.ledger import ChainHead, CustodyEvent, LotRecord, decided_rows, decision_status
 from custody.shipping import (
     STATE_AFTER,
     Shipment,
@@ -340,6 +340,8 @@ def _vial_states(
                 Vial.serial,
                 Lot.number,
                 Lot.status,
+                Lot.exceptional_trial,
+                Lot.exceptional_subject,
                 ChainHead.seq,
                 CustodyEvent.event_type,
                 Site.code,
@@ -367,15 +369,17 @@ def _vial_states(
             .distinct()
         )
     )
-    wards = _wards(session, [(f"vial:{row[1]}", row[4]) for row in rows if row[5] == "DISPENSED"])
-    odd = [row[0] for row in rows if row[5] is not None and row[5] not in STATE_AFTER]
+    wards = _wards(session, [(f"vial:{row[1]}", row[6]) for row in rows if row[7] == "DISPENSED"])
+    odd = [row[0] for row in rows if row[7] is not None and row[7] not in STATE_AFTER]
     slow = _slow_states(session, odd, judged_by)
+    # Judged by each lot's status as its chain has it (`custody.ledger.projections`).
+    lots = decided_rows(session, {row[2]: LotRecord(*row[3:6]) for row in rows})
     found = []
-    for vial_id, serial, lot, lot_status, _, event_type, site in rows:
+    for vial_id, serial, lot, *_, event_type, site in rows:
         if vial_id in slow:
             state, place = slow[vial_id]
         else:
-            status = judged_by.get(vial_id, lot_status)
+            status = judged_by.get(vial_id) or decision_status(lots[lot])
             state = derive_state(event_type, status, excursion=vial_id in held)
             place = wards.get(f"vial:{serial}") or site
         found.append(_VialRow(vial_id, serial, lot, state, place))

@@ -24,13 +24,13 @@ from app.auth import ensure_visible, require_user, requires
 from app.db import get_session
 from app.keys import trusted_keys
 from app.writes import write
+from custody.integrity import verify_record
 from custody.interop import export_epcis
 from custody.ledger import (
     CustodyEvent,
     VerificationReport,
     chain_events,
     record_observation,
-    verify_ledger,
 )
 from custody.trials import chain_hidden
 from lots.access import Permission
@@ -96,8 +96,9 @@ class Verify(MethodView):
     @requires(Permission.LEDGER_VERIFY)
     @blp.response(200, VerificationSchema)
     def get(self) -> VerificationReport:
-        """Recompute every chain and check every signed checkpoint."""
-        return verify_ledger(get_session(), trusted_keys())
+        """Recompute every chain, check every signed checkpoint, and re-derive every state
+        column kept beside the ledger from its events (each disagreement is listed)."""
+        return verify_record(get_session(), trusted_keys())
 
 
 @blp.route("/events")

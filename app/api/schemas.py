@@ -339,6 +339,12 @@ class BreakSchema(Schema):
     reason = fields.String()
 
 
+class DisagreementSchema(Schema):
+    table = fields.Function(lambda row: row[0], metadata={"description": "The table."})
+    key = fields.Function(lambda row: row[1], metadata={"description": "The row."})
+    reason = fields.Function(lambda row: row[2])
+
+
 class VerificationSchema(Schema):
     intact = fields.Boolean()
     events = fields.Integer()
@@ -346,6 +352,10 @@ class VerificationSchema(Schema):
     checkpoints = fields.Integer()
     checked_at = fields.DateTime()
     first_break = fields.Nested(BreakSchema, allow_none=True)
+    disagreements = fields.List(
+        fields.Nested(DisagreementSchema),
+        metadata={"description": "State columns that disagree with the events they project."},
+    )
 
 
 class AuditEntrySchema(Schema):

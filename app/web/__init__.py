@@ -24,7 +24,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from app.auth import current_user, hasher, login_session
 from app.db import get_session
 from app.keys import trusted_keys
-from custody.ledger import CustodyEvent, verify_ledger
+from custody.integrity import verify_record
+from custody.ledger import CustodyEvent
 from custody.trials import chain_hidden, hidden_kit_chains
 from lots.access import Permission, can, sees_all_sites
 from lots.accounts import authenticate
@@ -228,7 +229,7 @@ def product(user: User, code: str) -> str:
 @signed_in(Permission.LEDGER_VERIFY)
 def ledger(user: User) -> str:
     """Verify the ledger now and show the result."""
-    report = verify_ledger(get_session(), trusted_keys())
+    report = verify_record(get_session(), trusted_keys())
     return render_template("ledger.html", user=user, report=report)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Result, Select, and_, bindparam, exists, func, or_, selec
 from sqlalchemy.orm import Session, aliased
 
 from custody.bedside.rules import BedsideFacts, Dose, VialEvent, excipients_of
-from custody.ledger import CustodyEvent
+from custody.ledger import CustodyEvent, LotRecord, decided_rows, decision_status
 from custody.shipping import (
     STATE_AFTER,
     Shipment,
@@ -234,6 +234,7 @@ def gather(
     visit_number: int | None,
 ) -> Gathered:
     """Everything about the vial and the patient the rules judge."""
+    vial = _as_its_chain_has_it(session, vial)
     allocations = _allocations(session, vial, subject)
     own = _own_allocation(allocations, vial, subject)
     mine = own if own is not None and own["subject_id"] == subject.id else None
@@ -322,6 +323,20 @@ def _own_allocation(
             and row["subject_id"] == subject.id
         ),
         None,
+    )
+
+
+def _as_its_chain_has_it(session: Session, vial: ScannedVial) -> ScannedVial:
+    """The vial with its lot's status and exceptional subject as the lot's chain has them,
+    never as the row says: a row that disagrees makes the status `DISPUTED`."""
+    row = LotRecord(vial.lot_status, vial.exceptional_trial, vial.exceptional_subject)
+    decided = decided_rows(session, {vial.lot: row})[vial.lot]
+    record = decided[0]
+    return dataclasses.replace(
+        vial,
+        lot_status=decision_status(decided),
+        exceptional_trial=record.exceptional_trial,
+        exceptional_subject=record.exceptional_subject,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
+from custody.ledger import DISPUTED
 from lots.local_time import local_date
 
 # The tolerance of a vial's cell count against the protocol's dose (the release
@@ -316,6 +317,13 @@ def _allocation(facts: BedsideFacts) -> Check:
 def _release(facts: BedsideFacts) -> Check:
     lot = _lot(facts)
     status = facts.lot_status
+    if status == DISPUTED:
+        return Check(
+            "release",
+            False,
+            f"{_cap(lot)}'s release record was changed outside celltrail and disagrees with "
+            "its ledger. Do not use it; call QA.",
+        )
     if status == "exceptionally_released" and (
         facts.subject_id is None or facts.exceptional_for != (facts.trial, facts.subject)
     ):

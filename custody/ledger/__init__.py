@@ -3,8 +3,15 @@ checkpoints. The bottom layer of custody: every other capability writes events t
 
 from __future__ import annotations
 
-from custody.ledger.append import EventDraft, append_event, append_events, chain_events
+from custody.ledger.append import (
+    EventDraft,
+    append_event,
+    append_events,
+    backfill,
+    chain_events,
+)
 from custody.ledger.chain import (
+    RECORDING_SKEW,
     Actor,
     ChainVerifier,
     build_body,
@@ -28,6 +35,21 @@ from custody.ledger.checkpoints import (
 from custody.ledger.errors import CheckpointKeyMissingError
 from custody.ledger.models import ChainHead, CustodyEvent
 from custody.ledger.observations import record_observation
+from custody.ledger.projections import (
+    DISPUTED,
+    LOT_STATUS_AFTER,
+    LedgerDisagreementError,
+    LotRecord,
+    decided_lots,
+    decided_rows,
+    decision_status,
+    fold_lot,
+    ledger_lot_records,
+    lot_row_problems,
+    require_lot_agrees,
+    row_record,
+    status_words,
+)
 from custody.ledger.verify import (
     VerificationReport,
     checkpoint_anchor,
@@ -37,6 +59,9 @@ from custody.ledger.verify import (
 )
 
 __all__ = [
+    "DISPUTED",
+    "LOT_STATUS_AFTER",
+    "RECORDING_SKEW",
     "Actor",
     "ChainHead",
     "ChainVerifier",
@@ -44,27 +69,39 @@ __all__ = [
     "CheckpointKeyMissingError",
     "CustodyEvent",
     "EventDraft",
+    "LedgerDisagreementError",
+    "LotRecord",
     "SignedCheckpoint",
     "VerificationReport",
     "append_event",
     "append_events",
+    "backfill",
     "build_body",
     "canonical_bytes",
     "chain_events",
     "checkpoint_anchor",
     "create_checkpoint",
+    "decided_lots",
+    "decided_rows",
+    "decision_status",
     "digest",
+    "fold_lot",
     "format_time",
     "key_id",
+    "ledger_lot_records",
     "link",
     "load_private_key",
     "load_public_key",
+    "lot_row_problems",
     "parse_anchor",
     "public_key_text",
     "record_observation",
+    "require_lot_agrees",
     "root_of",
+    "row_record",
     "settle_ledger",
     "sign",
     "signature_is_valid",
+    "status_words",
     "verify_ledger",
 ]

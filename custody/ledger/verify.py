@@ -67,11 +67,14 @@ class VerificationReport:
     checkpoints: int = 0
     first_break: Break | None = None
     checked_at: dt.datetime = field(default_factory=utcnow)
+    # (table, row, reason) of each state column that disagrees with the events it projects,
+    # filled by `custody.integrity.verify_record`.
+    disagreements: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
         """True when nothing was found broken."""
-        return self.first_break is None
+        return self.first_break is None and not self.disagreements
 
 
 def verify_ledger(
@@ -100,6 +103,8 @@ def verify_ledger(
         found = _check_checkpoint(checkpoints[index], root, public_keys)
         if found is None:
             report.checkpoints += 1
+            # No event after a checkpoint may be dated before it was signed.
+            verifier.witness(checkpoints[index].claim.created_at)
         return found
 
     with _event_rows(session) as rows:

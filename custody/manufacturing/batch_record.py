@@ -17,7 +17,13 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
+from custody.ledger import (
+    CustodyEvent,
+    EventDraft,
+    append_event,
+    append_events,
+    require_lot_agrees,
+)
 from lots.access import Permission, require
 from lots.banks import get_bank, lineage
 from lots.base import utcnow
@@ -195,13 +201,19 @@ def create_lot(
 
 
 def get_lot(session: Session, number: str, *, for_update: bool = False) -> Lot:
-    """The lot with this number (locked for the transaction when it is about to change)."""
+    """The lot with this number (locked for the transaction when it is about to change).
+
+    A lot about to change must agree with its chain: a status edited behind the ledger's
+    back is refused (`LedgerDisagreementError`), never built on.
+    """
     query = select(Lot).where(Lot.number == number)
     if for_update:
         query = query.with_for_update()
     lot = session.scalar(query)
     if lot is None:
         raise NotFoundError("lot", number)
+    if for_update:
+        require_lot_agrees(session, lot)
     return lot
 
 

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event, append_events
+from custody.ledger import EventDraft, append_event, append_events, decided_lots
 from custody.manufacturing.batch_record import (
     LotStateError,
     deviation_label,
@@ -161,7 +161,9 @@ def recall(
     """
     require(user, Permission.LOTS_RECALL)
     lots = _lots_in_scope(session, scope, code)
-    live = [lot for lot in lots if lot.status not in (LotStatus.RECALLED, LotStatus.REJECTED)]
+    decided = decided_lots(session, lots)
+    ended = (LotStatus.RECALLED, LotStatus.REJECTED)
+    live = [lot for lot in lots if decided[lot.id][0].status not in ended]
     if not live:
         raise LotStateError(
             f"Nothing to recall: no lot of {scope} {code} is in use.", scope=scope, code=code
@@ -181,7 +183,7 @@ def recall(
                 {
                     "lot": lot.number,
                     "scope": scope_text,
-                    "previous_status": lot.status,
+                    "previous_status": decided[lot.id][0].status,
                     "reason": reason,
                     "signature": signature,
                 },
@@ -245,7 +247,11 @@ def lot_decisions(session: Session, lot: Lot) -> Sequence[ReleaseDecision]:
 
 def _lots_in_scope(session: Session, scope: str, code: str) -> list[Lot]:
     if scope == "lot":
-        return [get_lot(session, code, for_update=True)]
+        # A recall is never refused, not even for a lot whose row disagrees with its chain.
+        lot = session.scalar(select(Lot).where(Lot.number == code).with_for_update())
+        if lot is None:
+            raise NotFoundError("lot", code)
+        return [lot]
     if scope == "bank":
         banks = descendants(session, get_bank(session, code))
     elif scope == "donor":

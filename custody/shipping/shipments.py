@@ -10,7 +10,13 @@ from decimal import Decimal
 from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session, selectinload
 
-from custody.ledger import EventDraft, append_events
+from custody.ledger import (
+    EventDraft,
+    append_events,
+    decided_lots,
+    decision_status,
+    status_words,
+)
 from custody.shipping.models import Shipment, ShipmentStatus, ShipmentVial
 from custody.shipping.vials import vial_states
 from labels.payload import has_check_digit, sscc_from
@@ -137,10 +143,21 @@ def pack_vials(
     shipment = _open(session, sscc)
     vials = _vials(session, serials)
     states = vial_states(session, vials)
+    lots = decided_lots(session, [vial.lot for vial in vials])
     reasons = [
         reason
         for vial in vials
-        if (reason := _not_packable(session, vial, states[vial.serial], shipment, now)) is not None
+        if (
+            reason := _not_packable(
+                session,
+                vial,
+                states[vial.serial],
+                decision_status(lots[vial.lot_id]),
+                shipment,
+                now,
+            )
+        )
+        is not None
     ]
     if reasons:
         raise VialNotPackableError(reasons)
@@ -290,15 +307,22 @@ def _not_for_this_destination(session: Session, vial: Vial, shipment: Shipment) 
     return None
 
 
-def _not_packable(
-    session: Session, vial: Vial, state: str, shipment: Shipment, now: dt.datetime
+def _not_packable(  # noqa: PLR0917 - one vial's facts, judged together
+    session: Session,
+    vial: Vial,
+    state: str,
+    lot_status: str,
+    shipment: Shipment,
+    now: dt.datetime,
 ) -> str | None:
+    """Why the vial may not go into the shipper, if it may not; `lot_status` is the lot's
+    status as its chain has it (`custody.ledger.decision_status`)."""
     lot: Lot = vial.lot
-    if lot.status == LotStatus.EXCEPTIONALLY_RELEASED:
+    if lot_status == LotStatus.EXCEPTIONALLY_RELEASED:
         if (reason := _not_for_this_destination(session, vial, shipment)) is not None:
             return reason
-    elif lot.status != LotStatus.RELEASED:
-        return f"{vial.serial}: lot {lot.number} is {lot.status.replace('_', ' ')}, not released."
+    elif lot_status != LotStatus.RELEASED:
+        return f"{vial.serial}: lot {lot.number} is {status_words(lot_status)}, not released."
     if state != "in_stock":
         return f"{vial.serial} is {state.replace('_', ' ')}, not in stock."
     if lot.site_id != shipment.from_site_id:

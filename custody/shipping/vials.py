@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from custody.ledger import CustodyEvent
+from custody.ledger import DISPUTED, CustodyEvent, decided_lots, decision_status
 from custody.shipping.cold_chain_models import ShipmentExcursion
 from custody.shipping.models import ShipmentVial
 from lots.batch import LotStatus, Vial
@@ -33,13 +33,14 @@ STATE_AFTER = {
     "REPORTED_MISSING": "quarantined",  # not received with its shipment: never to be used
 }
 FINAL_STATES = frozenset({"administered", "destroyed"})
-BLOCKING_LOT_STATUSES = frozenset({LotStatus.RECALLED, LotStatus.REJECTED})
+BLOCKING_LOT_STATUSES = frozenset({LotStatus.RECALLED, LotStatus.REJECTED, DISPUTED})
 
 
 def derive_state(last_event_type: str | None, lot_status: str, *, excursion: bool = False) -> str:
     """The state of a vial: a recall or rejection of its lot quarantines it wherever it is,
-    and so does a temperature excursion of a shipper it travelled in that QA has not yet
-    disposed of (`excursion`), unless it has already been administered or destroyed."""
+    and so does a lot row that disagrees with the lot's chain (`DISPUTED`) and a
+    temperature excursion of a shipper it travelled in that QA has not yet disposed of
+    (`excursion`), unless it has already been administered or destroyed."""
     state = STATE_AFTER.get(last_event_type or "", "in_stock")
     held = lot_status in BLOCKING_LOT_STATUSES or excursion
     if held and state not in FINAL_STATES:
@@ -57,8 +58,10 @@ def vial_status(
 ) -> dict[str, tuple[str, str | None]]:
     """Each vial's derived state and the code of the site it is at, by serial.
 
-    `lot_status` (by vial id) judges a vial by a status other than its own lot's: a blinded
-    kit's vial by its packaging lot's worst, so the state reads alike for both arms.
+    A vial is judged by its lot's status as the lot's chain has it, and is quarantined when
+    the lot's row disagrees with the chain. `lot_status` (by vial id) judges a vial by a
+    status other than its own lot's: a blinded kit's vial by its packaging lot's worst, so
+    the state reads alike for both arms.
 
     Only state-changing events count: an observation or a bedside check on a vial's chain
     leaves its state and place as they were. A dispensed vial is at the ward it was sent to.
@@ -84,10 +87,11 @@ def vial_status(
         ward = orjson.loads(body)["payload"].get("ward") if event_type == "DISPENSED" else None
         found[chain] = (event_type, ward or site)
     held = _held_by_excursion(session, [vial.id for vial in vials])
+    lots = decided_lots(session, [vial.lot for vial in vials])
     status: dict[str, tuple[str, str | None]] = {}
     for chain, vial in chains.items():
         last_type, place = found.get(chain, (None, None))
-        judged_by = (lot_status or {}).get(vial.id, vial.lot.status)
+        judged_by = (lot_status or {}).get(vial.id) or decision_status(lots[vial.lot_id])
         state = derive_state(last_type, judged_by, excursion=vial.id in held)
         status[vial.serial] = (state, place)
     return status

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event
+from custody.ledger import (
+    EventDraft,
+    append_event,
+    decided_lots,
+    decision_status,
+    status_words,
+)
 from custody.shipping import vial_status
 from custody.trials.errors import TrialStateError, VialNotAllocatableError
 from custody.trials.models import Allocation, Kit, Subject, Visit
@@ -132,11 +138,15 @@ def _allocation_blockers(session: Session, subject: Subject, vial: Vial) -> list
             f"{vial.serial} is {lot.product.code}, which is not what subject {subject.code}'s "
             "arm receives."
         )
-    if lot.status == LotStatus.EXCEPTIONALLY_RELEASED:
-        if not lot.is_exceptionally_for(subject.trial.protocol_id, subject.code):
+    # Judged by the lot's status as its chain has it; a row that disagrees is disputed.
+    decided = decided_lots(session, [lot])[lot.id]
+    status, record = decision_status(decided), decided[0]
+    if status == LotStatus.EXCEPTIONALLY_RELEASED:
+        wanted = (subject.trial.protocol_id, subject.code)
+        if (record.exceptional_trial, record.exceptional_subject) != wanted:
             reasons.append(f"Lot {lot.number} was released exceptionally for another patient only.")
-    elif lot.status not in USABLE_LOTS:
-        reasons.append(f"Lot {lot.number} is {lot.status.replace('_', ' ')}.")
+    elif status not in USABLE_LOTS:
+        reasons.append(f"Lot {lot.number} is {status_words(status)}.")
     # Judged in the calendar of the subject's hospital, where the dose will be given.
     if lot.expires_on < local_date(utcnow(), subject.site.time_zone):
         reasons.append(f"Lot {lot.number} expired on {lot.expires_on.isoformat()}.")

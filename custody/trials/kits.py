@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event
+from custody.ledger import (
+    DISPUTED,
+    EventDraft,
+    LotRecord,
+    append_event,
+    decided_lots,
+    decided_rows,
+    decision_status,
+    status_words,
+)
 from custody.shipping import dispense, thaw, vial_status
 from custody.trials.allocation import USABLE_LOTS, free_visit, record_allocation
 from custody.trials.errors import (
@@ -35,7 +44,7 @@ from lots.models import User
 KIT_DIGITS = 6
 # Worst last: a packaging lot has the status of its worst lot.
 _STATUS_RANK: dict[str, int] = {
-    status.value: rank
+    str(status): rank
     for rank, status in enumerate(
         (
             LotStatus.RELEASED,
@@ -44,6 +53,7 @@ _STATUS_RANK: dict[str, int] = {
             LotStatus.IN_PROCESS,
             LotStatus.REJECTED,
             LotStatus.RECALLED,
+            DISPUTED,
         )
     )
 }
@@ -309,18 +319,27 @@ def packaging_lot_status(
     different ones).
 
     A kit is judged by its packaging lot, never by its own arm's lot: a recall of one arm's
-    lot stops every kit of the packaging lot, so no kit's status tells the arms apart.
+    lot stops every kit of the packaging lot, so no kit's status tells the arms apart. Each
+    lot counts with its status as its chain has it, and a lot whose row disagrees with its
+    chain makes the whole packaging lot `DISPUTED`.
     """
-    rows = session.execute(
-        select(Lot.status, Lot.exceptional_trial, Lot.exceptional_subject)
+    lots = session.execute(
+        select(Lot.number, Lot.status, Lot.exceptional_trial, Lot.exceptional_subject)
         .join(Vial, Vial.lot_id == Lot.id)
         .join(Kit, Kit.vial_id == Vial.id)
         .where(Kit.trial_id == trial_id, Kit.packaging_lot == packaging_lot)
         .distinct()
     ).all()
-    if not rows:
+    if not lots:
         return LotStatus.QUARANTINE.value, None
-    worst = max((str(status) for status, _, _ in rows), key=_STATUS_RANK.__getitem__)
+    decided = decided_rows(
+        session, {number: LotRecord(status, trial, code) for number, status, trial, code in lots}
+    )
+    rows = [
+        (decision_status(found), found[0].exceptional_trial, found[0].exceptional_subject)
+        for found in decided.values()
+    ]
+    worst = max((status for status, _, _ in rows), key=_STATUS_RANK.__getitem__)
     if worst != LotStatus.EXCEPTIONALLY_RELEASED:
         return worst, None
     subjects = {(trial, code) for status, trial, code in rows if status == worst}
@@ -390,15 +409,17 @@ def _kit_vials(
         )
     )
     states = vial_status(session, list(vials.values()))
+    lots = decided_lots(session, [vial.lot for vial in vials.values()])
     reasons = []
     for arm, serial in wanted:
         vial = vials[serial]
+        lot_status = decision_status(lots[vial.lot_id])
         if vial.lot.product_id not in {link.product_id for link in arm.products}:
             reasons.append(f"{serial} is {vial.lot.product.code}, not a product of arm {arm.code}.")
         if serial in kitted:
             reasons.append(f"{serial} is already in a kit.")
-        if vial.lot.status not in (LotStatus.QUARANTINE, LotStatus.RELEASED):
-            reasons.append(f"Lot {vial.lot.number} is {vial.lot.status.replace('_', ' ')}.")
+        if lot_status not in (LotStatus.QUARANTINE, LotStatus.RELEASED):
+            reasons.append(f"Lot {vial.lot.number} is {status_words(lot_status)}.")
         if states[serial][0] != "in_stock":
             reasons.append(f"{serial} is {states[serial][0].replace('_', ' ')}, not in stock.")
     if reasons:

@@ -10,8 +10,11 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
+from app import create_app
 from custody.ledger import CustodyEvent, EventDraft, append_event
 from lots.accounts import get_user
+from tests.worlds.config import TEST_CONFIG
+from tests.worlds.pages import sign_in
 
 
 @pytest.fixture
@@ -145,3 +148,47 @@ def test_a_file_that_is_not_an_anchor_is_refused_with_its_name(runner, tmp_path)
     result = runner.invoke(args=["ledger", "verify", "--anchor", str(bogus)])
     assert result.exit_code == 1
     assert "bogus.json is not a checkpoint anchor" in result.output
+
+
+@pytest.fixture
+def released_behind_the_ledgers_back(session):
+    """`UPDATE lots SET status='released'` on the demo's lot in quarantine (issue 16)."""
+    session.execute(text("UPDATE lots SET status = 'released' WHERE number = 'XS228-2611-01'"))
+    session.flush()
+
+
+@pytest.mark.usefixtures("released_behind_the_ledgers_back")
+def test_verify_names_a_lot_row_edited_outside_the_ledger_and_exits_1(runner):
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert (
+        "Record BROKEN: lots XS228-2611-01: Lot XS228-2611-01 reads released but its ledger "
+        "says quarantine." in result.output
+    )
+    exit_code, report = _verify_json(runner)
+    assert (exit_code, report["intact"], report["first_break"]) == (1, False, None)
+    assert [(d["table"], d["key"]) for d in report["disagreements"]] == [("lots", "XS228-2611-01")]
+
+
+@pytest.mark.usefixtures("released_behind_the_ledgers_back")
+def test_the_api_and_the_page_list_a_row_that_disagrees_with_the_ledger(client, auth_headers):
+    response = client.get("/api/v1/ledger/verify", headers=auth_headers("auditor"))
+    assert response.json["intact"] is False
+    assert [(d["table"], d["key"]) for d in response.json["disagreements"]] == [
+        ("lots", "XS228-2611-01")
+    ]
+    sign_in(client, "auditor")
+    page = client.get("/ledger").get_data(as_text=True)
+    assert "BROKEN" in page
+    assert "XS228-2611-01 reads released but its ledger says quarantine" in page
+
+
+@pytest.mark.parametrize("command", [["ledger", "verify"], ["ledger", "checkpoint"]])
+def test_a_command_on_an_unmigrated_database_says_so_without_a_traceback(tmp_path, command):
+    empty = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3"})
+    result = empty.test_cli_runner().invoke(args=command)
+    assert result.exit_code == 1
+    assert "is not migrated; this celltrail needs revision" in result.output
+    assert "Run `celltrail db upgrade` first." in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

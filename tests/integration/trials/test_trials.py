@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from custody.ledger import CustodyEvent, chain_events
-from custody.manufacturing import recall
+from custody.manufacturing import ExceptionalRequest, recall
 from custody.trials import (
     Allocation,
     Kit,
@@ -32,9 +32,10 @@ from custody.trials import (
     unblind,
 )
 from lots.accounts import get_user, password_hasher
-from lots.batch import Lot, LotStatus, Vial
+from lots.batch import Lot, Vial
 from lots.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from lots.signatures import SignatureRefusedError
+from tests.worlds.bedside import released_lot
 
 HASHER = password_hasher("cheapest")
 ARM_CODES = (b"ARM-ACT", b"ARM-SHAM")
@@ -159,15 +160,19 @@ def test_an_exceptionally_released_lot_goes_only_to_its_named_subject(session):
     enrol_subject(
         session, user(session, "clinician"), XS228_TRIAL, code="SCI-003", site_code="SYSU3-SPINE"
     )
-    # The release service's own tests cover how a lot gets here; the rule under test is ours.
-    lot = session.scalar(select(Lot).where(Lot.number == "XS228-2611-01"))
-    lot.status = LotStatus.EXCEPTIONALLY_RELEASED
-    lot.exceptional_trial, lot.exceptional_subject = XS228_TRIAL, "SCI-003"
-    with pytest.raises(VialNotAllocatableError, match="another patient"):
-        allocate_vial(session, pharmacist, XS228_TRIAL, "SCI-001", 2, "XS228-2611-01-V0001")
-    allocation = allocate_vial(
-        session, pharmacist, XS228_TRIAL, "SCI-003", 1, "XS228-2611-01-V0001"
+    # Released exceptionally through the services: a status written behind the ledger's
+    # back would be disputed, not exceptional.
+    request = ExceptionalRequest(
+        protocol_id=XS228_TRIAL,
+        subject_code="SCI-003",
+        physician_name="Dr. Dong Jianwen",
+        request_reference="SYSU3-REQ-2026-044",
+        risk_evaluation="Viability 65 % against >= 70 %; no alternative for this subject.",
     )
+    released_lot(session, "XS228-EXC-03", vials=2, exceptional=request)
+    with pytest.raises(VialNotAllocatableError, match="another patient"):
+        allocate_vial(session, pharmacist, XS228_TRIAL, "SCI-001", 2, "XS228-EXC-03-V0001")
+    allocation = allocate_vial(session, pharmacist, XS228_TRIAL, "SCI-003", 1, "XS228-EXC-03-V0001")
     assert allocation.subject.code == "SCI-003"
 
 
