@@ -11,13 +11,15 @@ from typing import Any, TextIO
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
 from app import demo
 from app.api.labels import label_filename
 from app.db import database
 from app.keys import label_keys, signing_key, trusted_keys
-from app.migrate import upgrade
+from app.migrate import pending_migration, upgrade
+from custody.integrity import verify_record
 from custody.ledger import (
     checkpoint_anchor,
     create_checkpoint,
@@ -25,7 +27,6 @@ from custody.ledger import (
     parse_anchor,
     public_key_text,
     settle_ledger,
-    verify_ledger,
 )
 from custody.manufacturing import print_labels
 from labels.payload import InvalidIdentifierError
@@ -42,7 +43,25 @@ labels_cli = AppGroup("labels", help="Vial labels.")
 
 
 def _session() -> Session:
-    return database().sessions()
+    """A session on the app's database, refused with a clear message (not a traceback)
+    while the schema is behind the code."""
+    session = database().sessions()
+    try:
+        pending = pending_migration(session.connection())
+        session.rollback()  # the check's own transaction ends; the command begins its own
+    except Exception:
+        session.close()
+        raise
+    if pending is not None:
+        session.close()
+        current, head = pending
+        url = make_url(current_app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"The database at {url} is "
+            + ("not migrated" if current is None else f"at revision {current}")
+            + f"; this celltrail needs revision {head}. Run `celltrail db upgrade` first."
+        )
+    return session
 
 
 @db_cli.command("upgrade")
@@ -120,7 +139,7 @@ def ledger_verify(as_json: bool, anchor_files: tuple[TextIO, ...]) -> None:
                 f"{handle.name} is not a checkpoint anchor: {error}"
             ) from error
     with _session() as session:
-        report = verify_ledger(session, trusted_keys(), anchors)
+        report = verify_record(session, trusted_keys(), anchors)
     broken = report.first_break
     if as_json:
         click.echo(
@@ -131,18 +150,27 @@ def ledger_verify(as_json: bool, anchor_files: tuple[TextIO, ...]) -> None:
                     "chains": report.chains,
                     "checkpoints": report.checkpoints,
                     "first_break": None if broken is None else broken.__dict__,
+                    "disagreements": [
+                        {"table": table, "key": key, "reason": reason}
+                        for table, key, reason in report.disagreements
+                    ],
                 }
             )
         )
-    elif broken is None:
-        click.echo(
-            f"Ledger intact: {report.events} events in {report.chains} chains, "
-            f"{report.checkpoints} checkpoints verified."
-        )
     else:
-        where = f"event {broken.seq} of {broken.chain}" if broken.seq else broken.chain
-        click.echo(f"Ledger BROKEN at {where} (id {broken.event_id}): {broken.reason}.")
-    if broken is not None:
+        if broken is None:
+            click.echo(
+                f"Ledger intact: {report.events} events in {report.chains} chains, "
+                f"{report.checkpoints} checkpoints verified."
+            )
+        else:
+            where = f"event {broken.seq} of {broken.chain}" if broken.seq else broken.chain
+            click.echo(f"Ledger BROKEN at {where} (id {broken.event_id}): {broken.reason}.")
+        for table, key, reason in report.disagreements:
+            click.echo(f"Record BROKEN: {table} {key}: {reason}")
+        if not report.disagreements:
+            click.echo("Every state column agrees with the ledger.")
+    if not report.intact:
         sys.exit(1)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -64,3 +66,12 @@ def drop_append_only_triggers(op: Any, tables: tuple[str, ...]) -> None:
         else:
             for action in ("update", "delete"):
                 op.execute(f"DROP TRIGGER {table}_no_{action}")
+
+
+def pending_migration(connection: Connection) -> tuple[str | None, str] | None:
+    """(the database's revision, the code's head) when the schema is behind the code, or
+    None when it is at the head."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # noqa: S101 - migrations/ always has a head
+    return None if current == head else (current, head)

@@ -11,6 +11,16 @@ from app import demo
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+# What differs between two renders of one page by time alone: the CSRF token (a signed
+# timestamp) in a form and in the page's data attribute.
+_TOKENS = re.compile(r'(name="csrf_token" value="|data-token=")[^"]+"')
+
+
+def without_tokens(text: str) -> str:
+    """A page with its time-dependent tokens blanked, for comparing two renders."""
+    return _TOKENS.sub(r'\1TOKEN"', text)
+
+
 def sign_in(client: FlaskClient, username: str) -> str:
     """Sign a demo user in through the form; the page's CSRF token for later posts."""
     token = TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
