@@ -31,7 +31,15 @@ sys.path.insert(0, str(ROOT))
 from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from custody.ledger import Actor, ChainHead, CustodyEvent, build_body, link  # noqa: E402  # noqa: E402
+from custody.ledger import (  # noqa: E402
+    Actor,
+    ChainHead,
+    CustodyEvent,
+    EventDraft,
+    append_events,
+    build_body,
+    link,
+)
 from custody.shipping import Shipment, ShipmentVial  # noqa: E402
 from custody.trace import trace_forward  # noqa: E402
 from custody.trials import Administration, Arm, BedsideCheck, Subject, Trial, Visit  # noqa: E402
@@ -126,6 +134,14 @@ def load(session: Session, vials: int) -> int:
         session.add(lot)
         session.flush()
         lot_ids.append((lot.id, lot.number))
+    # Released on the ledger too: a status without its event is disputed, as in production.
+    append_events(
+        session,
+        [
+            EventDraft(f"lot:{number}", "RELEASED", START, {"lot": number}, maker, maker_site)
+            for _, number in lot_ids
+        ],
+    )
     session.execute(
         insert(Vial),
         [
