@@ -3,8 +3,6 @@ made through the same services as every user's work (`celltrail demo load`)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +12,6 @@ from app.demo.lots import XS228_RESULTS, load_banks, load_lots
 from app.demo.people import ACTOR, SITES, TIME_ZONE, USERS, WARD_PHARMACY, DemoUser, gs1
 from app.demo.products import PRODUCTS
 from app.demo.trials import load_trials
-from custody.ledger import backfill
 from lots.accounts import create_site, create_user
 from lots.models import Product, Site, User
 from lots.products import create_product
@@ -27,27 +24,13 @@ def is_empty(session: Session) -> bool:
     return session.scalar(select(User.id).limit(1)) is None
 
 
-def load(
-    session: Session,
-    hasher: PasswordHasher,
-    *,
-    first_dose: bool = False,
-    recorded_at: dt.datetime | None = None,
-) -> list[str]:
+def load(session: Session, hasher: PasswordHasher, *, first_dose: bool = False) -> list[str]:
     """Create whatever of the demo data is missing; running it twice changes nothing.
 
     `first_dose` also doses the seeds' subjects (app.demo.doses): SCI-001 from
     XS228-2610-01-V0001 and SEP-001 from its kit. Those vials then leave stock, which many
     tests still take as in stock, so `celltrail demo load` asks for it and the suite does not.
-
-    The demo's history happened on the seeds' dates (each event's occurred_at) but is
-    recorded now (or at `recorded_at`), as a backfill (`custody.ledger.backfill`).
     """
-    with backfill(recorded_at):
-        return _load(session, hasher, first_dose=first_dose)
-
-
-def _load(session: Session, hasher: PasswordHasher, *, first_dose: bool) -> list[str]:
     created: list[str] = []
     for code, name, kind, gln in SITES:
         if session.scalar(select(Site.id).where(Site.code == code)) is None:

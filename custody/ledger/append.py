@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,11 +18,6 @@ from custody.ledger.models import ChainHead, CustodyEvent
 from lots.base import utcnow
 from lots.models import Site, User
 
-# Inside `backfill()`: events are recorded when they are written, whatever time the
-# services were told it is (they keep that time as the events' occurred_at).
-_BACKFILL: ContextVar[tuple[dt.datetime | None] | None] = ContextVar(
-    "celltrail_backfill", default=None
-)
 _EVENTS = cast(Table, CustodyEvent.__table__)
 _HEADS = cast(Table, ChainHead.__table__)
 # Event values are bound as e_<column>: the head's UPDATE shares the INSERT's parameters
@@ -93,8 +86,6 @@ def append_events(
     """
     if not drafts:
         return []
-    if (backfilling := _BACKFILL.get()) is not None:
-        recorded_at = backfilling[0] or utcnow()
     recorded_at = recorded_at or utcnow()
     session.flush()  # what the drafts name (a new user or site) gets its id first
     connection = session.connection()
@@ -152,19 +143,6 @@ def append_events(
         events.append(event)
     session.add_all(events)
     return events
-
-
-@contextmanager
-def backfill(recorded_at: dt.datetime | None = None) -> Iterator[None]:
-    """Record history written now as written now: the demo loader (or a migration) tells the
-    services an earlier time, which each event keeps as its occurred_at, while its
-    recorded_at is the real time of writing (or `recorded_at`, one fixed time), so that
-    recording times follow the id order (`ChainVerifier` refuses one that goes back)."""
-    token = _BACKFILL.set((recorded_at,))
-    try:
-        yield
-    finally:
-        _BACKFILL.reset(token)
 
 
 def chain_events(session: Session, chain: str) -> Sequence[CustodyEvent]:

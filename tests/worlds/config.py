@@ -4,7 +4,6 @@ Imported before the app: it sets the test keys in the environment first."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +27,6 @@ from app import demo  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from lots.accounts import password_hasher  # noqa: E402
-
-# When the suite's demo history is recorded (its events' occurred_at keep the seeds' dates).
-DEMO_RECORDED_AT = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 TEST_CONFIG = {
     "TESTING": True,
@@ -73,9 +69,7 @@ def demo_database(sqlite_file: Path, schema: str) -> Iterator[str]:
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session, session.begin():
-        # Recorded before any test's clock, so that a test may set its clock where its data
-        # files are dated and still append after the demo in recording time.
-        demo.load(session, password_hasher("cheapest"), recorded_at=DEMO_RECORDED_AT)
+        demo.load(session, password_hasher("cheapest"))
     engine.dispose()
     try:
         yield url
