@@ -7,11 +7,9 @@ from custody.ledger.append import (
     EventDraft,
     append_event,
     append_events,
-    backfill,
     chain_events,
 )
 from custody.ledger.chain import (
-    RECORDING_SKEW,
     Actor,
     ChainVerifier,
     build_body,
@@ -61,7 +59,6 @@ from custody.ledger.verify import (
 __all__ = [
     "DISPUTED",
     "LOT_STATUS_AFTER",
-    "RECORDING_SKEW",
     "Actor",
     "ChainHead",
     "ChainVerifier",
@@ -75,7 +72,6 @@ __all__ = [
     "VerificationReport",
     "append_event",
     "append_events",
-    "backfill",
     "build_body",
     "canonical_bytes",
     "chain_events",
