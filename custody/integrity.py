@@ -24,6 +24,7 @@ from custody.ledger import (
     SignedCheckpoint,
     VerificationReport,
     decided_rows,
+    status_words,
     verify_ledger,
 )
 from custody.manufacturing import deviation_label
@@ -109,8 +110,8 @@ def _shipments(session: Session) -> Iterator[Disagreement]:
             yield Disagreement(
                 "shipments",
                 sscc,
-                f"Shipper {sscc} reads {_words(status)} but its ledger says "
-                f"{_words(status_after) if status_after else 'nothing'}.",
+                f"Shipper {sscc} reads {status_words(status)} but its ledger says "
+                f"{status_words(status_after) if status_after else 'nothing'}.",
             )
         if seal_number != seal_after:
             yield Disagreement(
@@ -257,10 +258,6 @@ def _allocations(session: Session) -> Iterator[Disagreement]:
                 key,
                 f"Allocation {allocation_id} ({key}) disagrees with the event it names.",
             )
-
-
-def _words(status: str) -> str:
-    return status.replace("_", " ")
 
 
 def _sentence(text: str) -> str:

@@ -3,12 +3,7 @@ checkpoints. The bottom layer of custody: every other capability writes events t
 
 from __future__ import annotations
 
-from custody.ledger.append import (
-    EventDraft,
-    append_event,
-    append_events,
-    chain_events,
-)
+from custody.ledger.append import EventDraft, append_event, append_events, chain_events
 from custody.ledger.chain import (
     Actor,
     ChainVerifier,

@@ -98,7 +98,8 @@ def lot_row_problems(number: str, row: LotRecord, record: LotRecord | None) -> l
     problems = []
     if row.status != record.status:
         problems.append(
-            f"lot {number} reads {_words(row.status)} but its ledger says {_words(record.status)}."
+            f"lot {number} reads {status_words(row.status)} but its ledger says "
+            f"{status_words(record.status)}."
         )
     ours = (row.exceptional_trial, row.exceptional_subject)
     if ours != (record.exceptional_trial, record.exceptional_subject):
@@ -173,10 +174,6 @@ def status_words(status: str) -> str:
     """A decision status in words: "in process", or what a disputed lot means."""
     if status == DISPUTED:
         return "recorded differently outside the ledger (QA must investigate)"
-    return status.replace("_", " ")
-
-
-def _words(status: str) -> str:
     return status.replace("_", " ")
 
 

@@ -200,11 +200,14 @@ def create_lot(
     return lot
 
 
-def get_lot(session: Session, number: str, *, for_update: bool = False) -> Lot:
+def get_lot(
+    session: Session, number: str, *, for_update: bool = False, disputed_ok: bool = False
+) -> Lot:
     """The lot with this number (locked for the transaction when it is about to change).
 
     A lot about to change must agree with its chain: a status edited behind the ledger's
-    back is refused (`LedgerDisagreementError`), never built on.
+    back is refused (`LedgerDisagreementError`), never built on, unless `disputed_ok`
+    (a recall, which is never refused).
     """
     query = select(Lot).where(Lot.number == number)
     if for_update:
@@ -212,7 +215,7 @@ def get_lot(session: Session, number: str, *, for_update: bool = False) -> Lot:
     lot = session.scalar(query)
     if lot is None:
         raise NotFoundError("lot", number)
-    if for_update:
+    if for_update and not disputed_ok:
         require_lot_agrees(session, lot)
     return lot
 

@@ -248,10 +248,7 @@ def lot_decisions(session: Session, lot: Lot) -> Sequence[ReleaseDecision]:
 def _lots_in_scope(session: Session, scope: str, code: str) -> list[Lot]:
     if scope == "lot":
         # A recall is never refused, not even for a lot whose row disagrees with its chain.
-        lot = session.scalar(select(Lot).where(Lot.number == code).with_for_update())
-        if lot is None:
-            raise NotFoundError("lot", code)
-        return [lot]
+        return [get_lot(session, code, for_update=True, disputed_ok=True)]
     if scope == "bank":
         banks = descendants(session, get_bank(session, code))
     elif scope == "donor":

@@ -18,7 +18,7 @@ from custody.ledger import (
     status_words,
 )
 from custody.shipping.models import Shipment, ShipmentStatus, ShipmentVial
-from custody.shipping.vials import vial_states
+from custody.shipping.vials import vial_status
 from labels.payload import has_check_digit, sscc_from
 from lots.access import Permission, require
 from lots.accounts import get_site, get_user
@@ -142,8 +142,8 @@ def pack_vials(
     require(user, Permission.SHIPMENTS_MANAGE)
     shipment = _open(session, sscc)
     vials = _vials(session, serials)
-    states = vial_states(session, vials)
     lots = decided_lots(session, [vial.lot for vial in vials])
+    states = {s: state for s, (state, _) in vial_status(session, vials, decided=lots).items()}
     reasons = [
         reason
         for vial in vials

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from custody.ledger import DISPUTED, CustodyEvent, decided_lots, decision_status
+from custody.ledger import DISPUTED, CustodyEvent, LotRecord, decided_lots, decision_status
 from custody.shipping.cold_chain_models import ShipmentExcursion
 from custody.shipping.models import ShipmentVial
 from lots.batch import LotStatus, Vial
@@ -54,14 +54,19 @@ def vial_states(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
 
 
 def vial_status(
-    session: Session, vials: Sequence[Vial], *, lot_status: Mapping[int, str] | None = None
+    session: Session,
+    vials: Sequence[Vial],
+    *,
+    lot_status: Mapping[int, str] | None = None,
+    decided: Mapping[int, tuple[LotRecord, list[str]]] | None = None,
 ) -> dict[str, tuple[str, str | None]]:
     """Each vial's derived state and the code of the site it is at, by serial.
 
     A vial is judged by its lot's status as the lot's chain has it, and is quarantined when
     the lot's row disagrees with the chain. `lot_status` (by vial id) judges a vial by a
     status other than its own lot's: a blinded kit's vial by its packaging lot's worst, so
-    the state reads alike for both arms.
+    the state reads alike for both arms. `decided` is `custody.ledger.decided_lots` of the
+    vials' lots, where the caller has it already.
 
     Only state-changing events count: an observation or a bedside check on a vial's chain
     leaves its state and place as they were. A dispensed vial is at the ward it was sent to.
@@ -87,7 +92,7 @@ def vial_status(
         ward = orjson.loads(body)["payload"].get("ward") if event_type == "DISPENSED" else None
         found[chain] = (event_type, ward or site)
     held = _held_by_excursion(session, [vial.id for vial in vials])
-    lots = decided_lots(session, [vial.lot for vial in vials])
+    lots = decided if decided is not None else decided_lots(session, [v.lot for v in vials])
     status: dict[str, tuple[str, str | None]] = {}
     for chain, vial in chains.items():
         last_type, place = found.get(chain, (None, None))

@@ -408,8 +408,8 @@ def _kit_vials(
             select(Vial.serial).join(Kit, Kit.vial_id == Vial.id).where(Vial.serial.in_(serials))
         )
     )
-    states = vial_status(session, list(vials.values()))
     lots = decided_lots(session, [vial.lot for vial in vials.values()])
+    states = vial_status(session, list(vials.values()), decided=lots)
     reasons = []
     for arm, serial in wanted:
         vial = vials[serial]

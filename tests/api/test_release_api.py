@@ -6,6 +6,7 @@ import datetime as dt
 import io
 
 from pypdf import PdfReader
+from sqlalchemy import text
 
 from app import demo
 from lots.base import utcnow
@@ -414,3 +415,20 @@ def test_a_time_sent_with_an_offset_is_answered_in_utc_by_the_post_and_the_get(
     assert dt.datetime.fromisoformat(posted.json["tested_at"]) == guangzhou
     assert posted.json["tested_at"] == read["tested_at"]
     assert posted.json["tested_at"].endswith(("Z", "+00:00"))
+
+
+def test_a_lot_whose_status_was_edited_outside_the_ledger_is_refused_as_problem_json(
+    client, auth_headers, app
+):
+    """Issue 16, defect 1, over HTTP: a conforming lot whose row was set back to in process
+    behind the ledger's back is not released; nothing is written."""
+    lot_with_results(client, auth_headers, "XS228-R31")
+    with app.extensions["celltrail.db"].sessions() as db, db.begin():
+        db.execute(text("UPDATE lots SET status = 'in_process' WHERE number = 'XS228-R31'"))
+    before = row_counts(app)
+    response = release(client, auth_headers, "XS228-R31")
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert response.json["title"] == "Record disagrees with the ledger"
+    assert "reads in process but its ledger says quarantine" in response.json["detail"]
+    assert row_counts(app) == before

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from app.demo.trials import PACKAGING_LOT, SEPSIS_TRIAL
 from custody.integrity import verify_projections
 from custody.ledger import (
     DISPUTED,
@@ -21,7 +22,7 @@ from custody.ledger import (
     decision_status,
     require_lot_agrees,
 )
-from custody.manufacturing import Decision, raise_deviation
+from custody.manufacturing import Decision, close_deviation, raise_deviation
 from custody.shipping import (
     Shipment,
     ShipmentStatus,
@@ -30,7 +31,7 @@ from custody.shipping import (
     pack_vials,
     vial_states,
 )
-from custody.trials import Allocation, Subject
+from custody.trials import Allocation, Kit, Subject, get_trial, kit_views, trial_kits
 from lots.accounts import get_user
 from lots.base import utcnow
 from lots.batch import Deviation, Lot, LotStatus, Vial
@@ -42,7 +43,7 @@ from tests.worlds.bedside import (
     failed,
     thawed_at_the_ward,
 )
-from tests.worlds.manufacturing import qa_decides, qa_recalls
+from tests.worlds.manufacturing import HASHER, password, qa_decides, qa_recalls
 
 EXAMPLES = settings(
     max_examples=25,
@@ -188,6 +189,53 @@ def test_a_deviation_closed_or_reopened_behind_the_ledgers_back_is_named(world):
     )
     found = verify_projections(world)
     assert [(item.table, "reads closed" in item.reason) for item in found] == [("deviations", True)]
+
+
+def test_a_deviation_reopened_or_without_its_raising_event_is_named(world):
+    deviation = world.scalar(select(Deviation).order_by(Deviation.id.desc()).limit(1))
+    lot = world.get(Lot, deviation.lot_id)
+    close_deviation(
+        world, HASHER, get_user(world, "qa"), lot.number, deviation.number,
+        note="Door alarm reviewed: no impact", password=password("qa"),
+    )  # fmt: skip
+    assert verify_projections(world) == []
+    _tampered(
+        world,
+        update(Deviation)
+        .where(Deviation.id == deviation.id)
+        .values(closed_at=None, closed_by_id=None, closure_note=None),
+    )
+    found = verify_projections(world)
+    assert [(item.table, "reads open" in item.reason) for item in found] == [("deviations", True)]
+    world.execute(
+        insert(Deviation).values(
+            lot_id=lot.id, number=99, description="Never raised", severity="minor",
+            raised_by_id=get_user(world, "qc").id, raised_at=utcnow(),
+        )
+    )  # fmt: skip
+    reasons = [item.reason for item in verify_projections(world)]
+    assert any("has no raising event" in reason for reason in reasons), reasons
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_a_disputed_lot_of_a_packaging_lot_quarantines_every_kit_of_both_arms_alike(session, data):
+    trial = get_trial(session, SEPSIS_TRIAL)
+    kits = [kit for kit in trial_kits(session, trial) if kit.packaging_lot == PACKAGING_LOT]
+    lots = sorted({kit.vial.lot.number for kit in kits})
+    assert len({kit.arm_id for kit in kits}) > 1, "the packaging lot holds both arms"
+    number = data.draw(st.sampled_from(lots))
+    current = session.scalar(select(Lot.status).where(Lot.number == number))
+    value = data.draw(st.sampled_from([s.value for s in LotStatus if s != current]))
+    kit_ids = [kit.id for kit in kits]
+    savepoint = session.begin_nested()
+    try:
+        _tampered(session, update(Lot).where(Lot.number == number).values(status=value))
+        tampered = session.scalars(select(Kit).where(Kit.id.in_(kit_ids))).all()
+        states = {view.state for view in kit_views(session, tampered).values()}
+        assert states <= FINAL | {"quarantined"}, states
+    finally:
+        savepoint.rollback()
 
 
 @EXAMPLES
