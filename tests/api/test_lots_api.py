@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 
 from custody.ledger import CustodyEvent
@@ -112,10 +113,24 @@ def test_manufacturing_creates_a_lot_in_process_with_its_vials_commissioned(clie
     ]
 
 
-def test_a_lot_expires_a_shelf_life_after_its_manufacture(client, auth_headers):
-    lot = make_lot(client, auth_headers, "XS228-T2", ended_days_ago=10)
-    made = dt.datetime.fromisoformat(lot["manufacture_end"]).date()
-    assert dt.date.fromisoformat(lot["expires_on"]) == made + dt.timedelta(days=365)
+@pytest.mark.parametrize(
+    ("utc_time", "days_after_the_utc_date"), [(dt.time(15, 59), 0), (dt.time(16, 0), 1)]
+)
+def test_a_lot_expires_a_shelf_life_after_its_manufacture_day_at_the_site(
+    client, auth_headers, utc_time, days_after_the_utc_date
+):
+    """XSM-SZ keeps Asia/Shanghai time (UTC+8): a lot ending 16:00 UTC ends the next day there."""
+    utc_day = utcnow().date() - dt.timedelta(days=10)
+    end = dt.datetime.combine(utc_day, utc_time, tzinfo=dt.UTC)
+    lot = make_lot(
+        client,
+        auth_headers,
+        "XS228-T2",
+        manufacture_start=(end - dt.timedelta(days=28)).isoformat(),
+        manufacture_end=end.isoformat(),
+    )
+    expected = utc_day + dt.timedelta(days=days_after_the_utc_date + 365)
+    assert dt.date.fromisoformat(lot["expires_on"]) == expected
     assert lot["expired"] is False
 
 

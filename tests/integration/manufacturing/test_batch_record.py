@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -120,9 +121,10 @@ def test_a_lot_is_not_made_from_the_cell_line_itself(session):
     assert refused.value.field == "bank"
 
 
-def test_the_expiry_follows_the_shelf_life_of_the_product_version(session):
+def test_the_expiry_follows_the_shelf_life_of_the_product_version_from_the_sites_date(session):
     lot = made_lot(session, "BR-2612-08")
-    assert lot.expires_on == lot.manufacture_end.date() + dt.timedelta(days=365)
+    made_there = lot.manufacture_end.astimezone(ZoneInfo(lot.site.time_zone)).date()
+    assert lot.expires_on == made_there + dt.timedelta(days=365)
 
 
 # Passage
