@@ -82,9 +82,14 @@ def _read(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read | str:
     if not raw:
         raise _RefusedError(Problem.NOTHING_SCANNED)
     if raw[:8].lower().startswith(("http://", "https://")):
-        if any(char in raw for char in "\t\r\n"):
+        broken = next((at for at, char in enumerate(raw, 1) if char in "\t\r\n"), None)
+        if broken is not None:
             # urlsplit would drop them silently (WHATWG): the text read is not the code.
-            raise _RefusedError(Problem.UNREADABLE, "the web address is broken by a line break.")
+            name = {"\t": "a tab", "\r": "a carriage return", "\n": "a line feed"}
+            raise _RefusedError(
+                Problem.UNREADABLE,
+                f"the web address is broken by {name[raw[broken - 1]]} at character {broken}.",
+            )
         return _read_uri(raw, base, keys)
     if raw.startswith("("):
         return _from_message(_biip(GS1Message.parse_hri, raw), Source.HUMAN_READABLE)

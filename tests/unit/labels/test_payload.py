@@ -192,6 +192,21 @@ def test_a_web_address_that_is_no_digital_link_is_unreadable_in_plain_words() ->
     assert resolution.reason.startswith("This is not a code celltrail can read")
 
 
+@pytest.mark.parametrize(
+    ("char", "name"), [("\n", "a line feed"), ("\r", "a carriage return"), ("\t", "a tab")]
+)
+def test_a_line_break_inside_a_code_is_refused_naming_the_character_and_where(
+    char: str, name: str
+) -> None:
+    """A scanner's trailing CR/LF is tolerated; one inside the code is not the code."""
+    payload = a_vial()
+    at = payload.index("/01/") + 14  # inside the GTIN
+    resolution = read(payload[:at] + char + payload[at + 1 :])
+    assert resolution.problem is Problem.UNREADABLE
+    assert f"broken by {name} at character {at + 1}." in resolution.reason
+    assert read(payload + "\r\n").authentication is Authentication.VALID
+
+
 def test_a_gtin_check_digit_error_is_its_own_reason() -> None:
     resolution = read(f"(01)09506000100105(10){LOT}(21){SERIAL}")
     assert (resolution.kind, resolution.problem) == (Kind.UNREADABLE, Problem.GTIN_CHECK_DIGIT)
