@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from lots.access import Role
 from lots.audit import record_change
 from lots.base import utcnow
 from lots.errors import (
+    AccountLockedError,
     AlreadyExistsError,
     AuthenticationError,
     InvalidValueError,
@@ -33,11 +35,34 @@ _UNKNOWN_USER_PASSWORD = "celltrail-no-such-user"  # noqa: S105 - not a credenti
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """How many failures, per username and per address, lock sign-in for how long."""
+    """Throttling that slows a guesser and never locks out the honest (NIST SP 800-63B §5.2.2).
 
-    max_failures_per_user: int = 5
-    max_failures_per_address: int = 20
+    An account's consecutive failures (logins and e-signatures alike, since its last success)
+    are free up to `free_failures`; each later one makes the account wait twice as long as the
+    one before, from `first_wait` up to `longest_wait`; after `max_consecutive_failures` it is
+    locked until an administrator resets its password. An attempt refused while the account
+    waits is recorded but is not a failure: the wait never renews itself. The per-address
+    limit counts failed *logins* only, at a rate no hospital behind one address reaches, and
+    even then an account with no failures of its own signs in with its correct password.
+    """
+
+    free_failures: int = 5
+    first_wait: dt.timedelta = dt.timedelta(seconds=30)
+    longest_wait: dt.timedelta = dt.timedelta(minutes=15)
+    max_consecutive_failures: int = 100
+    max_failures_per_address: int = 1000
     window: dt.timedelta = dt.timedelta(minutes=15)
+
+    def wait_after(self, failures: int) -> dt.timedelta:
+        """How long the account waits after its `failures`-th consecutive failure."""
+        if failures < self.free_failures:
+            return dt.timedelta(0)
+        doublings = min(failures - self.free_failures, 20)
+        wait: dt.timedelta = self.first_wait * (2**doublings)
+        return min(wait, self.longest_wait)
+
+
+LOGIN_CHANNELS = ("web", "api")  # an address limit counts these; signatures count per account
 
 
 def password_hasher(profile: str = "default") -> PasswordHasher:
@@ -249,31 +274,114 @@ def authenticate(
     policy = policy or LoginPolicy()
     now = now or utcnow()
 
-    def attempt(succeeded: bool) -> None:
+    def attempt(succeeded: bool, *, throttled: bool = False) -> None:
         session.add(
             LoginAttempt(
                 username=username[:64],
                 remote_addr=remote_addr[:64],
                 channel=channel,
                 succeeded=succeeded,
+                throttled=throttled,
                 at=now,
             )
         )
         session.flush()
 
     try:
-        _refuse_if_locked(session, username, remote_addr, policy, now)
-    except TooManyAttemptsError:
-        attempt(False)  # a refused attempt is audited too; the lockout holds while guessing goes on
+        _refuse_while_the_account_waits(session, username[:64], policy, now)
+    except (TooManyAttemptsError, AccountLockedError):
+        attempt(False, throttled=True)  # audited, but not a guess: the wait does not renew
         raise
     user = session.scalar(select(User).where(User.username == username))
     ok = _password_matches(hasher, user, password)
     attempt(ok)
+    over_address_limit = (
+        ok
+        and channel in LOGIN_CHANNELS
+        and _address_retry_after(session, remote_addr[:64], policy, now) is not None
+    )
+    if over_address_limit:
+        ok = _had_no_failures_of_its_own(session, username[:64], policy, now)
     if not ok or user is None:
+        retry = (
+            _address_retry_after(session, remote_addr[:64], policy, now)
+            if channel in LOGIN_CHANNELS
+            else None
+        )
+        if retry is not None:
+            raise TooManyAttemptsError(retry_after_seconds=retry, by_address=True)
         raise AuthenticationError("The username or password is wrong.")
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     return user
+
+
+def consecutive_failures(session: Session, username: str) -> tuple[int, dt.datetime | None]:
+    """The account's failed attempts since its last success (or reset), and the latest one's
+    time; attempts refused while it waited are not failures."""
+    last_success = (
+        select(func.coalesce(func.max(LoginAttempt.id), 0))
+        .where(LoginAttempt.username == username, LoginAttempt.succeeded.is_(True))
+        .scalar_subquery()
+    )
+    count, latest = session.execute(
+        select(func.count(LoginAttempt.id), func.max(LoginAttempt.at)).where(
+            LoginAttempt.username == username,
+            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.throttled.is_(False),
+            LoginAttempt.id > last_success,
+        )
+    ).one()
+    return int(count), latest
+
+
+def _refuse_while_the_account_waits(
+    session: Session, username: str, policy: LoginPolicy, now: dt.datetime
+) -> None:
+    failures, latest = consecutive_failures(session, username)
+    if failures >= policy.max_consecutive_failures:
+        raise AccountLockedError(failures)
+    if latest is None:
+        return
+    until = latest + policy.wait_after(failures)
+    if until > now:
+        raise TooManyAttemptsError(retry_after_seconds=_seconds(until - now))
+
+
+def _had_no_failures_of_its_own(
+    session: Session, username: str, policy: LoginPolicy, now: dt.datetime
+) -> bool:
+    """Whether the account signing in now failed nowhere in the window before this success."""
+    return not session.scalar(
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.username == username,
+            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.throttled.is_(False),
+            LoginAttempt.at > now - policy.window,
+        )
+    )
+
+
+def _address_retry_after(
+    session: Session, remote_addr: str, policy: LoginPolicy, now: dt.datetime
+) -> int | None:
+    since = now - policy.window
+    count, oldest = session.execute(
+        select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
+            LoginAttempt.remote_addr == remote_addr,
+            LoginAttempt.channel.in_(LOGIN_CHANNELS),
+            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.throttled.is_(False),
+            LoginAttempt.at > since,
+        )
+    ).one()
+    if count < policy.max_failures_per_address:
+        return None
+    return _seconds(oldest + policy.window - now)
+
+
+def _seconds(delta: dt.timedelta) -> int:
+    return max(1, math.ceil(delta.total_seconds()))
 
 
 def verify_password(hasher: PasswordHasher, user: User, password: str) -> bool:
@@ -319,23 +427,6 @@ def revoke_token(session: Session, user: User, token_id: int) -> ApiToken:
         token.revoked_at = utcnow()
     session.flush()
     return token
-
-
-def _refuse_if_locked(
-    session: Session, username: str, remote_addr: str, policy: LoginPolicy, now: dt.datetime
-) -> None:
-    since = now - policy.window
-    failures = select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
-        LoginAttempt.succeeded.is_(False), LoginAttempt.at > since
-    )
-    for condition, limit in (
-        (LoginAttempt.username == username, policy.max_failures_per_user),
-        (LoginAttempt.remote_addr == remote_addr, policy.max_failures_per_address),
-    ):
-        count, oldest = session.execute(failures.where(condition)).one()
-        if count >= limit:
-            retry = (oldest + policy.window - now).total_seconds()
-            raise TooManyAttemptsError(retry_after_seconds=max(1, int(retry) + 1))
 
 
 def _password_matches(hasher: PasswordHasher, user: User | None, password: str) -> bool:

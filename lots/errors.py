@@ -63,17 +63,32 @@ class AuthenticationError(DomainError):
 
 
 class TooManyAttemptsError(DomainError):
-    """Too many failed logins in the window: try again later."""
+    """The account (or, at rates no hospital reaches, the address) must wait before trying."""
 
     status = 429
-    title = "Too many failed logins"
+    title = "Too many failed attempts"
 
-    def __init__(self, retry_after_seconds: int) -> None:
+    def __init__(self, retry_after_seconds: int, *, by_address: bool = False) -> None:
         super().__init__(
-            "Too many failed logins. Wait before trying again.",
+            "Too many failed sign-ins from this network address. Wait before trying again."
+            if by_address
+            else "Too many failed attempts for this account. Wait before trying again.",
             retry_after_seconds=retry_after_seconds,
         )
         self.retry_after_seconds = retry_after_seconds
+
+
+class AccountLockedError(DomainError):
+    """So many consecutive failures that only an administrator's password reset unlocks."""
+
+    status = 423
+    title = "Account locked"
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(
+            f"This account is locked after {failures} consecutive failed attempts. "
+            "An administrator must reset its password."
+        )
 
 
 class ForbiddenError(DomainError):

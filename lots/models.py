@@ -114,6 +114,8 @@ class LoginAttempt(Base):
     remote_addr: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     succeeded: Mapped[bool] = mapped_column(Boolean)
+    # Refused while the account waited: audited, but not a guess (the wait never renews).
+    throttled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

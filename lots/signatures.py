@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from lots.accounts import authenticate
 from lots.base import utcnow
-from lots.errors import AuthenticationError, DomainError, TooManyAttemptsError
+from lots.errors import AccountLockedError, AuthenticationError, DomainError, TooManyAttemptsError
 from lots.models import LoginAttempt, User
 
 
@@ -53,14 +53,11 @@ def sign(
             remote_addr=remote_addr,
             channel="signature",
         )
-    except (AuthenticationError, TooManyAttemptsError) as error:
-        refused = (
-            error
-            if isinstance(error, TooManyAttemptsError)
-            else SignatureRefusedError(signer.username)
-        )
+    except (AuthenticationError, TooManyAttemptsError, AccountLockedError) as error:
+        waited = not isinstance(error, AuthenticationError)
+        refused = error if waited else SignatureRefusedError(signer.username)
         refused.after_rollback = partial(
-            _record_refusal, username=signer.username, remote_addr=remote_addr
+            _record_refusal, username=signer.username, remote_addr=remote_addr, throttled=waited
         )
         raise refused from error
     signed_at = (now or utcnow()).astimezone(dt.UTC)
@@ -73,9 +70,13 @@ def sign(
     }
 
 
-def _record_refusal(session: Session, *, username: str, remote_addr: str) -> None:
+def _record_refusal(session: Session, *, username: str, remote_addr: str, throttled: bool) -> None:
     session.add(
         LoginAttempt(
-            username=username, remote_addr=remote_addr[:64], channel="signature", succeeded=False
+            username=username,
+            remote_addr=remote_addr[:64],
+            channel="signature",
+            succeeded=False,
+            throttled=throttled,
         )
     )

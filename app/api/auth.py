@@ -15,7 +15,7 @@ from app.auth import AUTHENTICATED, PUBLIC, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
 from lots.accounts import authenticate, issue_token, revoke_token
-from lots.errors import AuthenticationError, NotFoundError, TooManyAttemptsError
+from lots.errors import AccountLockedError, AuthenticationError, NotFoundError, TooManyAttemptsError
 from lots.models import ApiToken
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Sign-in and bearer tokens")
@@ -27,7 +27,13 @@ class Tokens(MethodView):
     @blp.arguments(TokenRequestSchema)
     @blp.response(201, TokenSchema)
     @blp.alt_response(401, description="Wrong username or password")
-    @blp.alt_response(429, description="Too many failed logins; see Retry-After")
+    @blp.alt_response(
+        429, description="The account must wait (or the address is over its limit); see Retry-After"
+    )
+    @blp.alt_response(
+        423,
+        description="Locked after 100 consecutive failures until an administrator resets it",
+    )
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Exchange a username and password for a bearer token."""
         session = get_session()
@@ -40,7 +46,7 @@ class Tokens(MethodView):
                 remote_addr=request.remote_addr or "unknown",
                 channel="api",
             )
-        except (AuthenticationError, TooManyAttemptsError):
+        except (AuthenticationError, TooManyAttemptsError, AccountLockedError):
             session.commit()  # the failed attempt is the audit record and the rate limit
             raise
         ttl = dt.timedelta(hours=data["ttl_hours"] or current_app.config["TOKEN_TTL_HOURS"])

@@ -29,7 +29,12 @@ from custody.ledger import CustodyEvent
 from custody.trials import chain_hidden, hidden_kit_chains
 from lots.access import Permission, can, sees_all_sites
 from lots.accounts import authenticate
-from lots.errors import AuthenticationError, ForbiddenError, TooManyAttemptsError
+from lots.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    ForbiddenError,
+    TooManyAttemptsError,
+)
 from lots.local_time import local_time
 from lots.models import AuditEntry, User
 from lots.products import get_product, list_products
@@ -131,9 +136,9 @@ def login_submit() -> Any:
             remote_addr=request.remote_addr or "unknown",
             channel="web",
         )
-    except (AuthenticationError, TooManyAttemptsError) as error:
+    except (AuthenticationError, TooManyAttemptsError, AccountLockedError) as error:
         db.commit()
-        status = 429 if isinstance(error, TooManyAttemptsError) else 401
+        status = error.status
         return render_template("login.html", error=error.detail, username=form["username"]), status
     db.commit()
     login_session(user)

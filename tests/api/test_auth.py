@@ -10,7 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from lots.accounts import issue_token
+from lots.base import utcnow
 from lots.models import AuditEntry, LoginAttempt, User
+from tests.worlds.api import make_lot
 
 # A documentation address (RFC 5737), so no other test's failed logins count against it.
 GUESSER = {"REMOTE_ADDR": "203.0.113.9"}
@@ -270,3 +272,30 @@ def test_the_database_refuses_to_edit_a_product_version(session):
 def test_the_database_refuses_to_delete_a_product_version(session):
     with pytest.raises(DBAPIError), session.begin_nested():
         session.execute(text("DELETE FROM product_versions"))
+
+
+def test_a_correct_signature_is_not_refused_after_others_failed_from_the_same_address(
+    client, auth_headers
+):
+    """Issue 16, defect 5: one confused user behind a hospital's NAT address must not stop
+    the others from signing (and refused attempts must not renew a lock)."""
+    nat = {"REMOTE_ADDR": "203.0.113.77"}
+    for username in ("pharmacist", "clinician", "courier", "nobody"):
+        for guess in range(5):
+            _sign_in(client, username, f"guess-{guess}", environ_base=nat)
+    for again in range(3):  # pressing "sign in" while the account waits
+        assert _sign_in(client, "pharmacist", f"again-{again}", environ_base=nat).status_code == 429
+    make_lot(client, auth_headers, "XS228-T9")
+    signed = client.post(
+        "/api/v1/lots/XS228-T9/steps",
+        json={
+            "step": "harvest",
+            "occurred_at": (utcnow() - dt.timedelta(hours=1)).isoformat(),
+            "password": _password("manufacturing"),
+            "meaning": "Performed by",
+        },
+        headers=auth_headers("manufacturing"),
+        environ_base=nat,
+    )
+    assert signed.status_code == 201, signed.json
+    assert _sign_in(client, "qc", environ_base=nat).status_code == 201

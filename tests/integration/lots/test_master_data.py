@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -10,12 +9,11 @@ from sqlalchemy import func, select
 
 from app import demo
 from custody.trials import Administration, Subject
-from lots.accounts import LoginPolicy, authenticate, create_user, password_hasher, update_user
+from lots.accounts import authenticate, create_user, password_hasher, update_user
 from lots.errors import (
     AlreadyExistsError,
     AuthenticationError,
     InvalidValueError,
-    TooManyAttemptsError,
 )
 from lots.models import AuditEntry, LoginAttempt, User
 from lots.products import add_product_version, create_product, get_product
@@ -170,58 +168,6 @@ def test_passwords_are_stored_as_argon2id_hashes(session):
 def test_the_default_hasher_uses_the_rfc_9106_parameters():
     hasher = password_hasher()
     assert (hasher.memory_cost, hasher.time_cost) == (65536, 3)
-
-
-def test_the_sixth_failure_in_the_window_is_refused_even_with_the_right_password(session):
-    now = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
-    for minute in range(5):
-        with pytest.raises(AuthenticationError):
-            authenticate(
-                session,
-                HASHER,
-                username="qc",
-                password="wrong",
-                remote_addr="10.0.0.9",
-                channel="api",
-                now=now + dt.timedelta(minutes=minute),
-            )
-    with pytest.raises(TooManyAttemptsError) as refused:
-        authenticate(
-            session,
-            HASHER,
-            username="qc",
-            password="qc-demo-2026",
-            remote_addr="10.0.0.9",
-            channel="api",
-            now=now + dt.timedelta(minutes=5),
-        )
-    assert refused.value.retry_after_seconds == 10 * 60 + 1
-
-
-def test_failures_older_than_the_window_no_longer_count(session):
-    now = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
-    for _ in range(5):
-        with pytest.raises(AuthenticationError):
-            authenticate(
-                session,
-                HASHER,
-                username="qc",
-                password="wrong",
-                remote_addr="10.0.0.8",
-                channel="api",
-                now=now,
-            )
-    later = now + LoginPolicy().window + dt.timedelta(seconds=1)
-    user = authenticate(
-        session,
-        HASHER,
-        username="qc",
-        password="qc-demo-2026",
-        remote_addr="10.0.0.8",
-        channel="api",
-        now=later,
-    )
-    assert user.username == "qc"
 
 
 def test_an_unknown_username_fails_like_a_wrong_password_and_is_recorded(session):
