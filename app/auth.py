@@ -14,7 +14,12 @@ from wtforms import ValidationError
 from app.db import get_session
 from lots.access import Permission, can, can_see
 from lots.accounts import password_hasher, resolve_token
-from lots.errors import AuthenticationError, ForbiddenError, NotFoundError
+from lots.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    NotFoundError,
+    PasswordChangeRequiredError,
+)
 from lots.models import User
 
 P = ParamSpec("P")
@@ -65,14 +70,21 @@ def login_session(user: User) -> None:
     session["auth_stamp"] = _auth_stamp(user)
 
 
-def requires(permission: Permission | str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Declare and enforce a view's access rule: a permission, AUTHENTICATED or PUBLIC."""
+def requires(
+    permission: Permission | str, *, before_password_change: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare and enforce a view's access rule: a permission, AUTHENTICATED or PUBLIC.
+
+    A user whose password an administrator reset reaches only the views marked
+    `before_password_change` (choosing the new password, signing out).
+    """
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             if permission != PUBLIC:
                 user = require_user()
+                refuse_until_password_changed(user, allowed=before_password_change)
                 if permission != AUTHENTICATED and not can(user, Permission(permission)):
                     raise ForbiddenError(user.role, str(permission))
             return view(*args, **kwargs)
@@ -81,6 +93,12 @@ def requires(permission: Permission | str) -> Callable[[Callable[P, R]], Callabl
         return wrapper
 
     return decorate
+
+
+def refuse_until_password_changed(user: User, *, allowed: bool = False) -> None:
+    """PasswordChangeRequiredError while the user must choose a new password."""
+    if user.must_change_password and not allowed:
+        raise PasswordChangeRequiredError
 
 
 def require_user() -> User:

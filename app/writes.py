@@ -151,3 +151,13 @@ def _replay(record: IdempotencyRecord) -> Response:
 def _fingerprint() -> str:
     payload = request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data()
     return hashlib.sha256(payload).hexdigest()
+
+
+def undo(error: DomainError) -> None:
+    """For a page that shows a refusal instead of raising it: roll the request's work back as
+    `write` would, and keep what the refusal records (a failed signature or password)."""
+    session = get_session()
+    session.rollback()
+    if error.after_rollback is not None:
+        error.after_rollback(session)
+        session.commit()

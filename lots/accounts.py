@@ -8,6 +8,7 @@ import hashlib
 import math
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,12 +22,14 @@ from lots.errors import (
     AccountLockedError,
     AlreadyExistsError,
     AuthenticationError,
+    DomainError,
     InvalidValueError,
     NotFoundError,
     TooManyAttemptsError,
 )
 from lots.local_time import is_time_zone
 from lots.models import ApiToken, LoginAttempt, Site, SiteKind, User
+from lots.passwords import password_problem
 
 TOKEN_PREFIX = "ct_"  # noqa: S105 - a visible prefix, so leaked tokens are recognisable
 # A hash of a password nobody has, so an unknown username costs as much as a wrong password.
@@ -168,7 +171,7 @@ def create_user(
     """Create a user at a site with a role; the password is stored as an argon2id hash."""
     if role not in set(Role):
         raise InvalidValueError("role", f"{role!r} is not a role.")
-    _check_password(password)
+    _check_password(password, username)
     site = get_site(session, site_code)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise AlreadyExistsError("user", username)
@@ -268,33 +271,33 @@ def authenticate(
 ) -> User:
     """Check a username and password, recording the attempt; refuse while rate-limited.
 
-    The attempt row is the audit of a failed login, so callers must commit even when this
-    raises `AuthenticationError` or `TooManyAttemptsError`.
+    The attempt row is the audit of a failed login and feeds the throttle: a caller that
+    commits its work commits it; a refusal also carries `after_rollback`, which keeps it when
+    the request's work is rolled back instead.
     """
     policy = policy or LoginPolicy()
     now = now or utcnow()
 
-    def attempt(succeeded: bool, *, throttled: bool = False) -> None:
-        session.add(
-            LoginAttempt(
-                username=username[:64],
-                remote_addr=remote_addr[:64],
-                channel=channel,
-                succeeded=succeeded,
-                throttled=throttled,
-                at=now,
-            )
-        )
-        session.flush()
+    attempt = partial(
+        record_attempt,
+        username=username,
+        remote_addr=remote_addr,
+        channel=channel,
+        at=now,
+    )
+
+    def refused(error: DomainError, *, throttled: bool = False) -> DomainError:
+        # Kept even when the request's work is rolled back: the audit and the throttle.
+        attempt(session, succeeded=False, throttled=throttled)
+        error.after_rollback = partial(attempt, succeeded=False, throttled=throttled)
+        return error
 
     try:
         _refuse_while_the_account_waits(session, username[:64], policy, now)
-    except (TooManyAttemptsError, AccountLockedError):
-        attempt(False, throttled=True)  # audited, but not a guess: the wait does not renew
-        raise
+    except (TooManyAttemptsError, AccountLockedError) as error:
+        raise refused(error, throttled=True) from None  # not a guess: the wait does not renew
     user = session.scalar(select(User).where(User.username == username))
     ok = _password_matches(hasher, user, password)
-    attempt(ok)
     over_address_limit = (
         ok
         and channel in LOGIN_CHANNELS
@@ -309,11 +312,36 @@ def authenticate(
             else None
         )
         if retry is not None:
-            raise TooManyAttemptsError(retry_after_seconds=retry, by_address=True)
-        raise AuthenticationError("The username or password is wrong.")
+            raise refused(TooManyAttemptsError(retry_after_seconds=retry, by_address=True))
+        raise refused(AuthenticationError("The username or password is wrong."))
+    attempt(session, succeeded=True)
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     return user
+
+
+def record_attempt(
+    session: Session,
+    *,
+    username: str,
+    remote_addr: str,
+    channel: str,
+    succeeded: bool,
+    throttled: bool = False,
+    at: dt.datetime | None = None,
+) -> None:
+    """Keep one sign-in, e-signature or password-change attempt."""
+    session.add(
+        LoginAttempt(
+            username=username[:64],
+            remote_addr=remote_addr[:64],
+            channel=channel,
+            succeeded=succeeded,
+            throttled=throttled,
+            at=at or utcnow(),
+        )
+    )
+    session.flush()
 
 
 def consecutive_failures(session: Session, username: str) -> tuple[int, dt.datetime | None]:
@@ -384,6 +412,116 @@ def _seconds(delta: dt.timedelta) -> int:
     return max(1, math.ceil(delta.total_seconds()))
 
 
+def change_password(
+    session: Session,
+    hasher: PasswordHasher,
+    user: User,
+    *,
+    current: str,
+    new: str,
+    remote_addr: str,
+    now: dt.datetime | None = None,
+) -> int:
+    """The user replaces their own password, proving the current one (a wrong one counts
+    against the account like a login). Every bearer token is revoked and every page session
+    ends; returns how many tokens were revoked. Callers commit even on AuthenticationError,
+    so the failed attempt is kept."""
+    now = now or utcnow()
+    try:
+        authenticate(
+            session,
+            hasher,
+            username=user.username,
+            password=current,
+            remote_addr=remote_addr,
+            channel="password",
+            now=now,
+        )
+    except AuthenticationError as error:
+        wrong = InvalidValueError("current_password", "The current password is wrong.")
+        wrong.after_rollback = error.after_rollback  # the failed attempt outlives the rollback
+        raise wrong from error
+    if new == current:
+        raise InvalidValueError("new_password", "The new password must differ from the current.")
+    problem = password_problem(new, username=user.username)
+    if problem is not None:
+        raise InvalidValueError("new_password", problem)
+    revoked = _set_password(session, hasher, user, new, now=now, must_change=False)
+    record_change(
+        session,
+        actor=user.username,
+        action="user.password_changed",
+        entity_type="user",
+        entity_key=user.username,
+        old={},
+        new={"revoked_tokens": revoked},
+    )
+    return revoked
+
+
+def reset_password(
+    session: Session,
+    hasher: PasswordHasher,
+    *,
+    actor: User,
+    username: str,
+    temporary: str,
+    remote_addr: str,
+    now: dt.datetime | None = None,
+) -> User:
+    """An administrator sets a temporary password that must be changed at the next sign-in;
+    the user's tokens and sessions end, and a lock from failed attempts is lifted."""
+    now = now or utcnow()
+    user = get_user(session, username)
+    if user.id == actor.id:
+        raise InvalidValueError("username", "Change your own password, do not reset it.")
+    problem = password_problem(temporary, username=user.username)
+    if problem is not None:
+        raise InvalidValueError("temporary_password", problem)
+    revoked = _set_password(session, hasher, user, temporary, now=now, must_change=True)
+    # A success row ends the run of consecutive failures: the reset is the unlock.
+    record_attempt(
+        session,
+        username=user.username,
+        remote_addr=remote_addr,
+        channel="reset",
+        succeeded=True,
+        at=now,
+    )
+    record_change(
+        session,
+        actor=actor.username,
+        action="user.password_reset",
+        entity_type="user",
+        entity_key=user.username,
+        old={},
+        new={"must_change_password": True, "revoked_tokens": revoked},
+    )
+    session.flush()
+    return user
+
+
+def _set_password(
+    session: Session,
+    hasher: PasswordHasher,
+    user: User,
+    password: str,
+    *,
+    now: dt.datetime,
+    must_change: bool,
+) -> int:
+    user.password_hash = hasher.hash(password)
+    user.password_changed_at = now  # ends the page sessions stamped with the old time
+    user.must_change_password = must_change
+    live = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in live:
+        token.revoked_at = now
+    session.flush()
+    return len(live)
+
+
 def verify_password(hasher: PasswordHasher, user: User, password: str) -> bool:
     """Whether this is the user's password (for re-entry at a signature)."""
     return _password_matches(hasher, user, password)
@@ -448,9 +586,10 @@ def _decoy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
     return decoy.hash(_UNKNOWN_USER_PASSWORD)
 
 
-def _check_password(password: str) -> None:
-    if len(password) < 12:
-        raise InvalidValueError("password", "A password needs at least 12 characters.")
+def _check_password(password: str, username: str) -> None:
+    problem = password_problem(password, username=username)
+    if problem is not None:
+        raise InvalidValueError("password", problem)
 
 
 def _token_digest(secret: str) -> str:

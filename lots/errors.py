@@ -91,6 +91,18 @@ class AccountLockedError(DomainError):
         )
 
 
+class PasswordChangeRequiredError(DomainError):
+    """An administrator reset the password: nothing but choosing a new one is allowed."""
+
+    status = 403
+    title = "Password change required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your password was reset by an administrator. Choose a new password first."
+        )
+
+
 class ForbiddenError(DomainError):
     """The user's role does not allow this action."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import partial
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 from lots.accounts import authenticate
 from lots.base import utcnow
 from lots.errors import AccountLockedError, AuthenticationError, DomainError, TooManyAttemptsError
-from lots.models import LoginAttempt, User
+from lots.models import User
 
 
 class SignatureRefusedError(DomainError):
@@ -54,11 +53,10 @@ def sign(
             channel="signature",
         )
     except (AuthenticationError, TooManyAttemptsError, AccountLockedError) as error:
-        waited = not isinstance(error, AuthenticationError)
-        refused = error if waited else SignatureRefusedError(signer.username)
-        refused.after_rollback = partial(
-            _record_refusal, username=signer.username, remote_addr=remote_addr, throttled=waited
-        )
+        if not isinstance(error, AuthenticationError):
+            raise
+        refused = SignatureRefusedError(signer.username)
+        refused.after_rollback = error.after_rollback  # the failed attempt outlives the rollback
         raise refused from error
     signed_at = (now or utcnow()).astimezone(dt.UTC)
     return {
@@ -68,15 +66,3 @@ def sign(
         "meaning": meaning,
         "signed_at": signed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
-
-
-def _record_refusal(session: Session, *, username: str, remote_addr: str, throttled: bool) -> None:
-    session.add(
-        LoginAttempt(
-            username=username,
-            remote_addr=remote_addr[:64],
-            channel="signature",
-            succeeded=False,
-            throttled=throttled,
-        )
-    )

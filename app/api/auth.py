@@ -10,11 +10,17 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.api.schemas import TokenRequestSchema, TokenSchema, WhoAmISchema
+from app.api.schemas import (
+    PasswordChangedSchema,
+    PasswordChangeSchema,
+    TokenRequestSchema,
+    TokenSchema,
+    WhoAmISchema,
+)
 from app.auth import AUTHENTICATED, PUBLIC, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
-from lots.accounts import authenticate, issue_token, revoke_token
+from lots.accounts import authenticate, change_password, issue_token, revoke_token
 from lots.errors import AccountLockedError, AuthenticationError, NotFoundError, TooManyAttemptsError
 from lots.models import ApiToken
 
@@ -78,7 +84,7 @@ class Token(MethodView):
 
 @blp.route("/tokens/current")
 class CurrentToken(MethodView):
-    @requires(AUTHENTICATED)
+    @requires(AUTHENTICATED, before_password_change=True)
     @write
     @blp.response(200, TokenSchema)
     def delete(self) -> ApiToken:
@@ -91,7 +97,7 @@ class CurrentToken(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
-    @requires(AUTHENTICATED)
+    @requires(AUTHENTICATED, before_password_change=True)
     @blp.response(200, WhoAmISchema)
     def get(self) -> Any:
         """The signed-in user, their role and site."""
@@ -106,3 +112,28 @@ def _token_fields(token: ApiToken) -> dict[str, Any]:
         "expires_at": token.expires_at,
         "revoked_at": token.revoked_at,
     }
+
+
+@blp.route("/password")
+class Password(MethodView):
+    @requires(AUTHENTICATED, before_password_change=True)
+    @write
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(200, PasswordChangedSchema)
+    @blp.alt_response(
+        422, description="The current password is wrong (a failure) or the new one is refused"
+    )
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Change your own password: every bearer token (this one too) and page session ends."""
+        revoked = change_password(
+            get_session(),
+            hasher(),
+            require_user(),
+            current=data["current_password"],
+            new=data["new_password"],
+            remote_addr=request.remote_addr or "unknown",
+        )
+        return {
+            "revoked_tokens": revoked,
+            "detail": "Password changed. Every token and session ended: sign in again.",
+        }

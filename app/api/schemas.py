@@ -105,6 +105,25 @@ class WhoAmISchema(Schema):
     role = fields.String()
     site = fields.Function(lambda user: user.site.code)
     unblinded = fields.Boolean()
+    must_change_password = fields.Boolean()
+
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(1, 256)
+    )
+    new_password = fields.String(required=True, load_only=True, validate=validate.Length(1, 256))
+
+
+class PasswordChangedSchema(Schema):
+    revoked_tokens = fields.Integer(metadata={"description": "Bearer tokens now revoked"})
+    detail = fields.String()
+
+
+class PasswordResetSchema(StrictSchema):
+    temporary_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(1, 256)
+    )
 
 
 # --- sites and users --------------------------------------------------------------------
@@ -166,6 +185,7 @@ class UserSchema(Schema):
     site = fields.Function(lambda user: user.site.code)
     unblinded = fields.Boolean()
     active = fields.Boolean()
+    must_change_password = fields.Boolean()
     created_at = fields.DateTime()
 
 

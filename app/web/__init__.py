@@ -90,8 +90,11 @@ class LoginForm(Schema):
     csrf_token = fields.String(load_default=None)
 
 
-def signed_in(permission: Permission | None = None) -> Callable[..., Any]:
-    """A page for signed-in users (optionally with a permission); others go to sign-in."""
+def signed_in(
+    permission: Permission | None = None, *, before_password_change: bool = False
+) -> Callable[..., Any]:
+    """A page for signed-in users (optionally with a permission); others go to sign-in. A user
+    whose password was reset goes to the password page until they choose a new one."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -99,6 +102,8 @@ def signed_in(permission: Permission | None = None) -> Callable[..., Any]:
             user = current_user()
             if user is None:
                 return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+            if user.must_change_password and not before_password_change:
+                return redirect(url_for("web.password"))
             if permission is not None and not can(user, permission):
                 raise ForbiddenError(user.role, str(permission))
             return view(user, *args, **kwargs)
@@ -142,6 +147,8 @@ def login_submit() -> Any:
         return render_template("login.html", error=error.detail, username=form["username"]), status
     db.commit()
     login_session(user)
+    if user.must_change_password:
+        return redirect(url_for("web.password"))
     target = request.args.get("next", "")
     # Only local paths: an open redirect after sign-in is a phishing tool.
     if not target.startswith("/") or target.startswith("//"):
@@ -251,7 +258,14 @@ def audit(user: User) -> str:
 def users(user: User) -> str:
     """Everyone who can sign in, with role, site and blinding."""
     people = get_session().scalars(select(User).order_by(User.username))
-    return render_template("users.html", user=user, people=list(people))
+    return render_template(
+        "users.html",
+        user=user,
+        people=list(people),
+        errors=[],
+        about=None,
+        reset=request.args.get("reset"),
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -270,6 +284,7 @@ def init_app(app: Flask) -> None:
         return response
 
 
+from app.web import account as _account  # noqa: E402,F401 - password change and reset pages
 from app.web import bedside as _bedside  # noqa: E402,F401 - registers the bedside pages on `bp`
 from app.web import labels as _labels  # noqa: E402,F401 - registers the label pages on `bp`
 from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`

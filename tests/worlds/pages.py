@@ -30,3 +30,8 @@ def sign_in(client: FlaskClient, username: str) -> str:
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     return TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
+
+
+def csrf_token(client: FlaskClient) -> str:
+    """A CSRF token for this client's session (the sign-in form always carries one)."""
+    return TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
