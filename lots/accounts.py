@@ -443,9 +443,7 @@ def change_password(
         raise wrong from error
     if new == current:
         raise InvalidValueError("new_password", "The new password must differ from the current.")
-    problem = password_problem(new, username=user.username)
-    if problem is not None:
-        raise InvalidValueError("new_password", problem)
+    _check_password(new, user.username, field="new_password")
     revoked = _set_password(session, hasher, user, new, now=now, must_change=False)
     record_change(
         session,
@@ -475,9 +473,7 @@ def reset_password(
     user = get_user(session, username)
     if user.id == actor.id:
         raise InvalidValueError("username", "Change your own password, do not reset it.")
-    problem = password_problem(temporary, username=user.username)
-    if problem is not None:
-        raise InvalidValueError("temporary_password", problem)
+    _check_password(temporary, user.username, field="temporary_password")
     revoked = _set_password(session, hasher, user, temporary, now=now, must_change=True)
     # A success row ends the run of consecutive failures: the reset is the unlock.
     record_attempt(
@@ -586,10 +582,10 @@ def _decoy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
     return decoy.hash(_UNKNOWN_USER_PASSWORD)
 
 
-def _check_password(password: str, username: str) -> None:
+def _check_password(password: str, username: str, *, field: str = "password") -> None:
     problem = password_problem(password, username=username)
     if problem is not None:
-        raise InvalidValueError("password", problem)
+        raise InvalidValueError(field, problem)
 
 
 def _token_digest(secret: str) -> str:

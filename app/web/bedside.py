@@ -15,7 +15,7 @@ from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
-from app.writes import write
+from app.writes import undo, write
 from custody.bedside import administration_of, check_at_bedside, get_check, record_administration
 from lots.access import Permission, can
 from lots.errors import DomainError
@@ -120,11 +120,7 @@ def bedside_confirm(user: User, reference: str) -> Any:
             remote_addr=request.remote_addr or "unknown",
         )
     except DomainError as error:
-        get_session().rollback()
-        keep = error.after_rollback
-        if keep is not None:
-            keep(get_session())
-            get_session().commit()
+        undo(error)  # shown on the page rather than raised; a failed signature is kept
         return _result_page(user, reference, values, [error.detail]), error.status
     return redirect(url_for("web.bedside_result", reference=reference), 303)
 

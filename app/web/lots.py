@@ -22,7 +22,7 @@ from app.auth import hasher
 from app.db import get_session
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
-from app.writes import write
+from app.writes import undo, write
 from custody.ledger import chain_events
 from custody.manufacturing import (
     PRINTABLE,
@@ -361,11 +361,7 @@ def _superseded_test(db: Session, found: Lot, result_id: int) -> str:
 
 
 def refused(user: User, found: Lot, error: DomainError, state: PageState) -> tuple[str, int]:
-    # The page shows the refusal, so the error is handled here rather than raised: undo the
-    # write as app.writes would, and keep what the refusal records (a failed signature).
+    # The page shows the refusal rather than raising it (a failed signature is kept).
+    undo(error)
     db = get_session()
-    db.rollback()
-    if error.after_rollback is not None:
-        error.after_rollback(db)
-        db.commit()
     return render_lot(user, get_lot(db, found.number), state), error.status

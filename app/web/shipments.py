@@ -34,7 +34,7 @@ from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
-from app.writes import write
+from app.writes import undo, write
 from custody.ledger import CustodyEvent, chain_events
 from custody.shipping import (
     SIGNING_SITE_KINDS,
@@ -243,7 +243,7 @@ def take_custody(user: User, sscc: str) -> Any:
         state = PageState("custody", posted, messages(error))
         return _scan_page(user, _rescan(db, user, code, shipment), state), 422
     except DomainError as error:
-        _keep_refusal(db, error)
+        undo(error)  # shown on the page; a refused handoff or failed signature is kept
         state = PageState("custody", posted, [error.detail])
         return _scan_page(user, _rescan(db, user, code, shipment), state), error.status
     return redirect(url_for("web.scan", code=code), 303)
@@ -284,7 +284,7 @@ def receive_shipment(user: User, sscc: str) -> Any:
     except ValidationError as error:
         return _receipt_page(user, shipment, PageState("receipt", posted, messages(error))), 422
     except DomainError as error:
-        _keep_refusal(db, error)
+        undo(error)  # shown on the page; a refused handoff or failed signature is kept
         state = PageState("receipt", posted, [error.detail])
         return _receipt_page(user, shipment, state), error.status
     return redirect(url_for("web.scan", code=shipment.sscc, _anchor="receipt"), 303)
@@ -461,16 +461,6 @@ def _rescan(db: Session, user: User, code: str, found: Shipment) -> Scanned:
     if scanned.shipment is None or scanned.shipment.id != found.id:
         scanned = look_up(db, user, found.sscc)
     return scanned
-
-
-def _keep_refusal(db: Session, error: DomainError) -> None:
-    # The page shows the refusal, so the error is handled here rather than raised: undo the
-    # write as app.writes would, and keep what the refusal records (a refused handoff, a
-    # failed signature).
-    db.rollback()
-    if error.after_rollback is not None:
-        error.after_rollback(db)
-        db.commit()
 
 
 def _serials(text: str | None) -> list[str]:

@@ -23,7 +23,7 @@ from app.auth import current_user, hasher
 from app.db import get_session
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
-from app.writes import write
+from app.writes import undo, write
 from custody.shipping import (
     DESTROY_MEANING,
     UNNAMED_LOGGER,
@@ -327,13 +327,8 @@ def _half_interval(readings: Sequence[TemperatureReading]) -> dt.timedelta:
 
 
 def _keep(error: DomainError) -> None:
-    # The page shows the refusal, so the error is handled here rather than raised: undo the
-    # write as app.writes would, and keep what the refusal records (a failed signature).
-    db = get_session()
-    db.rollback()
-    if error.after_rollback is not None:
-        error.after_rollback(db)
-        db.commit()
+    # The page shows the refusal rather than raising it (a failed signature is kept).
+    undo(error)
 
 
 def _refusal(found: Shipment, detail: str, status: int) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from app.db import get_session
 from app.keys import label_keys
 from app.web import bp, signed_in
 from app.web.forms import messages
-from app.writes import write
+from app.writes import undo, write
 from custody.trials import (
     can_see_arm,
     get_trial,
@@ -98,12 +98,7 @@ def trial_unblinding(user: User, protocol_id: str) -> Any:
     except ValidationError as error:
         return _render_trial(user, protocol_id, posted, messages(error)), 422
     except DomainError as error:
-        # Shown on the page rather than raised: undo the write as app.writes would, and keep
-        # what the refusal records (a failed signature).
-        session.rollback()
-        if error.after_rollback is not None:
-            error.after_rollback(session)
-            session.commit()
+        undo(error)  # shown on the page rather than raised; a failed signature is kept
         return _render_trial(user, protocol_id, posted, [f"{error.title}: {error.detail}"]), (
             error.status
         )
