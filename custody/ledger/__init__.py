@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from custody.ledger.append import EventDraft, append_event, append_events, chain_events
 from custody.ledger.chain import (
+    RECORDING_SKEW,
     Actor,
     ChainVerifier,
     build_body,
@@ -54,6 +55,7 @@ from custody.ledger.verify import (
 __all__ = [
     "DISPUTED",
     "LOT_STATUS_AFTER",
+    "RECORDING_SKEW",
     "Actor",
     "ChainHead",
     "ChainVerifier",

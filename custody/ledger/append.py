@@ -75,10 +75,12 @@ def append_event(session: Session, draft: EventDraft) -> CustodyEvent:
     return append_events(session, [draft])[0]
 
 
-def append_events(
-    session: Session, drafts: Sequence[EventDraft], *, recorded_at: dt.datetime | None = None
-) -> list[CustodyEvent]:
+def append_events(session: Session, drafts: Sequence[EventDraft]) -> list[CustodyEvent]:
     """Link and add events in the caller's transaction; never commits.
+
+    An event's `recorded_at` is the ledger's own clock at this call, never a time a service
+    was told (that is its `occurred_at`): so recording times follow the id order, and
+    `ledger verify` refuses one that goes back (a backdated append).
 
     Each chain's head row is locked first (in chain order, so two writers touching the same
     chains cannot deadlock); the (chain, seq) unique constraint is the backstop. The events
@@ -86,7 +88,7 @@ def append_events(
     """
     if not drafts:
         return []
-    recorded_at = recorded_at or utcnow()
+    recorded_at = utcnow()
     session.flush()  # what the drafts name (a new user or site) gets its id first
     connection = session.connection()
     heads = _lock_heads(connection, sorted({draft.chain for draft in drafts}))

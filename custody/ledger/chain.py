@@ -138,6 +138,18 @@ def _no_hash(event_hash: str) -> None:
     pass
 
 
+# How far an event may be recorded before one with a lower id: writers take their time
+# before the database gives them an id, and a checkpoint is signed after it is settled.
+RECORDING_SKEW: Final = dt.timedelta(minutes=5)
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 class ChainVerifier:
     """Checks events one at a time, in recording order, across every chain.
 
@@ -146,9 +158,28 @@ class ChainVerifier:
     (seq, hash) pair per chain.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, skew: dt.timedelta = RECORDING_SKEW) -> None:
         self.heads: dict[str, tuple[int, str]] = {}
         self.events = 0
+        # The latest recording time seen so far in id order (or a checkpoint's signing
+        # time, `witness`), spelt as `format_time` spells it; `skew` is how far a later id
+        # may be recorded before it (concurrent writers take their time before their id).
+        self.latest = ""
+        self.skew = skew
+
+    def witness(self, moment: str) -> None:
+        """A time the ledger is known to have reached (a checkpoint's signing time): no
+        later event may be recorded more than `skew` before it."""
+        self.latest = max(self.latest, moment)
+
+    def _goes_back(self, recorded_at: str) -> bool:
+        """Whether `recorded_at` lies more than `skew` before the latest time seen."""
+        latest = _parse_time(self.latest)
+        return (
+            latest is not None
+            and (_parse_time(recorded_at) or dt.datetime.min.replace(tzinfo=dt.UTC))
+            < latest - self.skew
+        )
 
     def check(
         self,
@@ -271,6 +302,18 @@ class ChainVerifier:
                 if prev_hash != last_hash:
                     return Break(
                         chain, seq, event_id, "it does not point to the previous event's hash"
+                    )
+                # Strings in `format_time`'s spelling order as times do: the usual case
+                # costs one comparison; only an earlier time is parsed and judged.
+                if recorded_at >= self.latest:
+                    self.latest = recorded_at
+                elif self._goes_back(recorded_at):
+                    return Break(
+                        chain,
+                        seq,
+                        event_id,
+                        f"it is recorded at {recorded_at}, before the ledger had already "
+                        f"reached {self.latest} (a recording time never goes back)",
                     )
                 heads[chain] = (seq, event_hash)
                 on_hash(event_hash)

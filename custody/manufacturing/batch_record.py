@@ -196,7 +196,7 @@ def create_lot(
         )
         for position, serial in enumerate(serials, start=1)
     )
-    append_events(session, drafts, recorded_at=now)
+    append_events(session, drafts)
     return lot
 
 

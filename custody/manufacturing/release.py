@@ -192,7 +192,6 @@ def recall(
             )
             for lot in live
         ],
-        recorded_at=now,
     )
     decisions = []
     for lot, event in zip(live, events, strict=True):

@@ -188,7 +188,6 @@ def dispose_excursion(
                 user.site,
             )
         ],
-        recorded_at=now,
     )
     if decision == Disposition.DESTROY:
         _destroy(
@@ -319,7 +318,6 @@ def _attach(
                 user.site,
             )
         ],
-        recorded_at=now,
     )
     session.add_all(
         TemperatureReading(
@@ -396,7 +394,6 @@ def _record_excursions(
             )
             for row in rows
         ],
-        recorded_at=now,
     )
     for row, event in zip(rows, events, strict=True):
         row.event_hash = event.hash
@@ -488,5 +485,4 @@ def _destroy(
             )
             for vial in live
         ],
-        recorded_at=now,
     )

@@ -152,7 +152,7 @@ def scan_handoff(
         )
         for vial in vials
     ]
-    events = append_events(session, drafts, recorded_at=now)
+    events = append_events(session, drafts)
     shipment.custodian, shipment.custodian_since = taker, occurred_at
     handoff = Handoff(
         shipment_id=shipment.id,

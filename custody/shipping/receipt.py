@@ -131,7 +131,7 @@ def receive(
         )
         for s in result.missing
     ]
-    events = append_events(session, drafts, recorded_at=now)
+    events = append_events(session, drafts)
     judge_shipment(session, user, shipment, now=now)
     receipt = Receipt(
         shipment_id=shipment.id,
@@ -332,5 +332,4 @@ def _record(
             )
             for vial in vials
         ],
-        recorded_at=now,
     )

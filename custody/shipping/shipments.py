@@ -345,7 +345,6 @@ def _record(
     append_events(
         session,
         [EventDraft(chain, event_type, now, payload, user, user.site) for chain in chains],
-        recorded_at=now,
     )
 
 
@@ -369,4 +368,4 @@ def _record_each(
         EventDraft(vial.chain, event_type, at, {**common, "serial": vial.serial}, user, user.site)
         for vial in vials
     ]
-    append_events(session, drafts, recorded_at=at)
+    append_events(session, drafts)

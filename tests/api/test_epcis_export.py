@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -11,6 +10,7 @@ from jsonschema.validators import validator_for
 
 from custody.shipping import dispose_excursion, import_readings, packed, store, thaw
 from lots.accounts import get_user, password_hasher
+from lots.base import utcnow
 from tests.worlds.shipping import (
     LOT,
     PASSWORDS,
@@ -177,14 +177,31 @@ def test_the_lot_export_includes_its_release_and_the_shipments(
     }
 
 
-def test_since_keeps_the_events_recorded_from_then_on(client, auth_headers, journey):
-    since = dt.datetime(2025, 7, 14, 13, 0, tzinfo=dt.UTC).isoformat()  # before receipt
+@pytest.fixture
+def before_the_journey():
+    """The ledger's clock before the journey fixture records it (fixtures run in order)."""
+    return utcnow()
 
-    counts = types(export(client, auth_headers, sscc=journey["sscc"], since=since).json)
 
-    assert counts["RECEIVED"] == counts["THAWED"] == 1
-    assert "PACKED" not in counts
-    assert "SHIPPED" not in counts
+def test_since_keeps_the_events_recorded_from_then_on(
+    client, auth_headers, before_the_journey, journey
+):
+    """`since` is the EPCIS recordTime (GE_recordTime): an incremental export gets what the
+    ledger recorded after the last one, however long before the steps themselves happened
+    (this journey happened in July 2025)."""
+    after_the_journey = utcnow()
+    sscc = journey["sscc"]
+
+    recorded_since = types(
+        export(client, auth_headers, sscc=sscc, since=before_the_journey.isoformat()).json
+    )
+    nothing_since = types(
+        export(client, auth_headers, sscc=sscc, since=after_the_journey.isoformat()).json
+    )
+
+    assert recorded_since <= types(export(client, auth_headers, sscc=sscc).json)
+    assert recorded_since["PACKED"] == recorded_since["RECEIVED"] == recorded_since["THAWED"] == 1
+    assert nothing_since == Counter()
 
 
 def test_the_whole_ledger_exports_and_validates(client, auth_headers, journey, validator):

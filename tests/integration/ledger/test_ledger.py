@@ -13,13 +13,17 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from app.keys import signing_key, trusted_keys
 from custody.ledger import (
+    RECORDING_SKEW,
     Actor,
     ChainHead,
+    ChainVerifier,
     CheckpointClaim,
     CustodyEvent,
     EventDraft,
@@ -36,6 +40,7 @@ from custody.ledger import (
     verify_ledger,
 )
 from lots.accounts import get_user
+from lots.base import utcnow
 
 NOON = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)
 RELINK = "UPDATE custody_events SET body = :body, hash = :hash, prev_hash = :prev WHERE id = :id"
@@ -101,15 +106,17 @@ def _edit_second(chain):
     return update(CustodyEvent).where(CustodyEvent.chain == chain, CustodyEvent.seq == 2)
 
 
-def _forge(session, courier, chain, seq, prev):
-    """Insert an event with a self-consistent hash, as someone with INSERT rights could."""
+def _forge(session, courier, chain, seq, prev, *, recorded_at=None, move_head=False):
+    """Insert an event with a self-consistent hash, as someone with INSERT rights could
+    (recorded now unless told otherwise), and with `move_head` its chain head moved too."""
+    recorded_at = recorded_at or utcnow()
     body = build_body(
         chain=chain,
         seq=seq,
         prev=prev,
         event_type="DESTROYED",
         occurred_at=NOON,
-        recorded_at=NOON,
+        recorded_at=recorded_at,
         actor=Actor(user="courier", name=courier.full_name, role="courier"),
         site=courier.site.code,
         payload={"forged": True},
@@ -121,7 +128,7 @@ def _forge(session, courier, chain, seq, prev):
             seq=seq,
             event_type="DESTROYED",
             occurred_at=NOON,
-            recorded_at=NOON,
+            recorded_at=recorded_at,
             actor_user_id=courier.id,
             site_id=courier.site_id,
             prev_hash=prev,
@@ -130,6 +137,11 @@ def _forge(session, courier, chain, seq, prev):
         )
     )
     session.flush()
+    if move_head:
+        session.execute(
+            text("UPDATE chain_heads SET seq = :seq, hash = :hash WHERE chain = :chain"),
+            {"seq": seq, "hash": event_hash, "chain": chain},
+        )
 
 
 def _rewrite(session, unguarded, chain, payload):
@@ -445,3 +457,86 @@ def test_an_anchor_with_an_edited_root_is_refused_as_unsigned(session, app, vial
     document = {**anchor.anchor(), "root": "0" * 64}
     report = verify_ledger(session, trusted_keys(app), anchors=[parse_anchor(document, "forged")])
     assert report.first_break.reason == "its signature does not verify"
+
+
+def test_a_backdated_append_with_its_head_moved_is_caught_after_a_checkpoint(
+    session, app, courier, vial
+):
+    """The forgery as found (issue 16): a DESTROYED event with a correct hash, its chain head
+    moved, recorded_at backdated to before the checkpoint."""
+    create_checkpoint(session, signing_key(app))
+    backdated = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    head = _event(session, vial, 3).hash
+    _forge(session, courier, vial, 4, prev=head, recorded_at=backdated, move_head=True)
+    report = _verify(session, app)
+    assert _where(report) == (vial, 4)
+    assert "a recording time never goes back" in report.first_break.reason
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@example(behind=RECORDING_SKEW)
+@example(behind=RECORDING_SKEW + dt.timedelta(microseconds=1))
+@given(behind=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=400)))
+def test_an_append_recorded_before_the_ledgers_latest_time_is_caught_beyond_the_skew(
+    session, app, courier, vial, behind
+):
+    """Concurrent writers may be recorded a little out of id order; more than the skew is a
+    forgery, whichever chain it is on."""
+    latest = max(e.recorded_at for e in session.scalars(select(CustodyEvent)))
+    savepoint = session.begin_nested()
+    try:
+        head = _event(session, vial, 3).hash
+        _forge(session, courier, vial, 4, prev=head, recorded_at=latest - behind, move_head=True)
+        report = _verify(session, app)
+        assert report.intact == (behind <= RECORDING_SKEW), report.first_break
+    finally:
+        savepoint.rollback()
+
+
+def test_no_event_after_a_checkpoint_may_be_dated_before_it():
+    """The checkpoint's signing time is a time the ledger is known to have reached."""
+    verifier = ChainVerifier()
+    verifier.witness("2026-06-01T00:00:00.000000Z")
+    body = build_body(
+        chain="site:X", seq=1, prev=None, event_type="INSPECTED",
+        occurred_at=NOON, recorded_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        actor=None, site=None, payload={},
+    )  # fmt: skip
+    canonical, event_hash = link(body)
+    found = verifier.check(
+        event_id=1, chain="site:X", seq=1, prev_hash=None, event_hash=event_hash,
+        event_type="INSPECTED", site=None, occurred_at=format_time(NOON),
+        recorded_at="2026-05-01T00:00:00.000000Z", actor=None, body=canonical,
+    )  # fmt: skip
+    assert found is not None
+    assert "before the ledger had already reached 2026-06-01" in found.reason
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    told=st.datetimes(
+        min_value=dt.datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+        max_value=dt.datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(dt.UTC),
+    )
+)
+def test_an_event_is_recorded_by_the_ledgers_clock_whatever_time_the_service_was_told(
+    session, app, courier, told
+):
+    """A service's time is the event's occurred_at; recorded_at is when the ledger wrote it,
+    so a world built with a clock in the past or the future still verifies intact."""
+    savepoint = session.begin_nested()
+    try:
+        before = utcnow()
+        occurred = told
+        draft = EventDraft(f"vial:TOLD-{uuid.uuid4().hex[:8]}", "STORED", occurred, {}, courier)
+        event = append_event(session, draft)
+        assert before <= event.recorded_at <= utcnow()
+        assert event.occurred_at == occurred
+        assert _verify(session, app).intact
+    finally:
+        savepoint.rollback()

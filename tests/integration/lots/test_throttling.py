@@ -4,20 +4,52 @@ per account with backoff, per address only at rates no hospital reaches."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from lots.accounts import LoginPolicy, authenticate, consecutive_failures, password_hasher
+from lots.accounts import (
+    LoginPolicy,
+    authenticate,
+    consecutive_failures,
+    create_user,
+    password_hasher,
+)
 from lots.errors import AccountLockedError, AuthenticationError, TooManyAttemptsError
 from lots.models import LoginAttempt, User
 from lots.signatures import SignatureRefusedError, sign
 
 HASHER = password_hasher("cheapest")
+PASSWORD = "sturdy-kettle-harbour-41"
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 SECOND = dt.timedelta(seconds=1)
+
+
+def _person(session, role: str) -> User:
+    """A user of its own, so no other test's committed attempts count against it."""
+    return create_user(
+        session,
+        HASHER,
+        actor="admin",
+        username=f"{role}-{uuid.uuid4().hex[:8]}",
+        full_name=f"Throttle {role}",
+        role=role,
+        site_code="XSM-QC",
+        password=PASSWORD,
+    )
+
+
+@pytest.fixture
+def qc(session) -> User:
+    return _person(session, "qc")
+
+
+@pytest.fixture
+def qa(session) -> User:
+    return _person(session, "qa")
 
 
 def _try(session, username, password, *, at, address="198.51.100.7", channel="api", **policy):
@@ -53,54 +85,54 @@ def test_the_wait_doubles_from_the_free_failures_and_never_exceeds_the_longest(f
         assert policy.wait_after(failures + 1) >= wait
 
 
-def test_after_five_failures_the_account_waits_even_with_the_right_password(session):
-    _fail(session, "qc", 5)
+def test_after_five_failures_the_account_waits_even_with_the_right_password(session, qc, qa):
+    _fail(session, qc.username, 5)
     with pytest.raises(TooManyAttemptsError) as refused:
-        _try(session, "qc", "qc-demo-2026", at=T0 + 10 * SECOND)
+        _try(session, qc.username, PASSWORD, at=T0 + 10 * SECOND)
     assert refused.value.retry_after_seconds == 20
     assert "this account" in refused.value.detail
 
 
-def test_attempts_refused_during_the_wait_do_not_renew_it(session):
-    _fail(session, "qc", 5)
+def test_attempts_refused_during_the_wait_do_not_renew_it(session, qc, qa):
+    _fail(session, qc.username, 5)
     for seconds in range(1, 30, 3):  # a confused user keeps pressing "sign in"
         with pytest.raises(TooManyAttemptsError) as refused:
-            _try(session, "qc", "wrong", at=T0 + seconds * SECOND)
+            _try(session, qc.username, "wrong", at=T0 + seconds * SECOND)
         assert refused.value.retry_after_seconds == 30 - seconds
-    assert _try(session, "qc", "qc-demo-2026", at=T0 + 30 * SECOND).username == "qc"
+    assert _try(session, qc.username, PASSWORD, at=T0 + 30 * SECOND).username == qc.username
     refused_rows = session.scalars(
-        select(LoginAttempt).where(LoginAttempt.username == "qc", LoginAttempt.throttled)
+        select(LoginAttempt).where(LoginAttempt.username == qc.username, LoginAttempt.throttled)
     ).all()
     assert len(refused_rows) == 10
     assert all(not row.succeeded for row in refused_rows)
 
 
-def test_each_failure_after_the_wait_doubles_it(session):
-    _fail(session, "qc", 5)
+def test_each_failure_after_the_wait_doubles_it(session, qc, qa):
+    _fail(session, qc.username, 5)
     at = T0
     for expected in (60, 120, 240, 480, 900, 900):
         at += dt.timedelta(seconds=expected // 2 if expected < 900 else 900)
-        _fail(session, "qc", 1, at=at)
+        _fail(session, qc.username, 1, at=at)
         with pytest.raises(TooManyAttemptsError) as refused:
-            _try(session, "qc", "qc-demo-2026", at=at)
+            _try(session, qc.username, PASSWORD, at=at)
         assert refused.value.retry_after_seconds == expected
 
 
-def test_a_success_starts_the_count_again(session):
-    _fail(session, "qc", 4)
-    _try(session, "qc", "qc-demo-2026", at=T0 + SECOND)
-    _fail(session, "qc", 4, at=T0 + 2 * SECOND)
-    assert consecutive_failures(session, "qc")[0] == 4
-    assert _try(session, "qc", "qc-demo-2026", at=T0 + 3 * SECOND).username == "qc"
+def test_a_success_starts_the_count_again(session, qc, qa):
+    _fail(session, qc.username, 4)
+    _try(session, qc.username, PASSWORD, at=T0 + SECOND)
+    _fail(session, qc.username, 4, at=T0 + 2 * SECOND)
+    assert consecutive_failures(session, qc.username)[0] == 4
+    assert _try(session, qc.username, PASSWORD, at=T0 + 3 * SECOND).username == qc.username
 
 
-def test_after_the_most_consecutive_failures_only_a_reset_unlocks(session):
-    _fail(session, "qc", 3, first_wait=dt.timedelta(0), max_consecutive_failures=3)
+def test_after_the_most_consecutive_failures_only_a_reset_unlocks(session, qc, qa):
+    _fail(session, qc.username, 3, first_wait=dt.timedelta(0), max_consecutive_failures=3)
     with pytest.raises(AccountLockedError) as locked:
         _try(
             session,
-            "qc",
-            "qc-demo-2026",
+            qc.username,
+            PASSWORD,
             at=T0 + dt.timedelta(days=30),
             max_consecutive_failures=3,
         )
@@ -108,24 +140,26 @@ def test_after_the_most_consecutive_failures_only_a_reset_unlocks(session):
     assert "administrator must reset" in locked.value.detail
 
 
-def test_an_unknown_username_waits_like_a_known_one(session):
+def test_an_unknown_username_waits_like_a_known_one(session, qc, qa):
     """The throttle answers alike for names that exist and names that do not."""
-    _fail(session, "nobody-here", 5)
+    nobody = f"nobody-{uuid.uuid4().hex[:8]}"
+    _fail(session, nobody, 5)
     with pytest.raises(TooManyAttemptsError) as refused:
-        _try(session, "nobody-here", "x", at=T0 + SECOND)
+        _try(session, nobody, "x", at=T0 + SECOND)
     assert refused.value.retry_after_seconds == 29
 
 
-def test_twenty_failures_of_others_from_one_address_do_not_refuse_a_correct_signature(session):
+def test_twenty_failures_of_others_from_one_address_do_not_refuse_a_correct_signature(
+    session, qc, qa
+):
     """The issue's case: one confused user behind a hospital's NAT address."""
     for username in ("pharmacist", "pharmacist-amu", "clinician", "nobody"):
         _fail(session, username, 5, channel="web")
-    qa = session.scalar(select(User).where(User.username == "qa"))
     manifestation = sign(
-        session, HASHER, qa, password="qa-demo-2026", meaning="Released", remote_addr="198.51.100.7"
+        session, HASHER, qa, password=PASSWORD, meaning="Released", remote_addr="198.51.100.7"
     )
-    assert manifestation["user"] == "qa"
-    assert _try(session, "qc", "qc-demo-2026", at=T0 + SECOND).username == "qc"
+    assert manifestation["user"] == qa.username
+    assert _try(session, qc.username, PASSWORD, at=T0 + SECOND).username == qc.username
 
 
 def _refused_signature(session, user, password, error=SignatureRefusedError):
@@ -138,38 +172,39 @@ def _refused_signature(session, user, password, error=SignatureRefusedError):
     session.flush()
 
 
-def test_signature_failures_count_against_the_account_only(session):
-    qa = session.scalar(select(User).where(User.username == "qa"))
+def test_signature_failures_count_against_the_account_only(session, qc, qa):
     for _ in range(5):
         _refused_signature(session, qa, "wrong")
     with pytest.raises(TooManyAttemptsError):
-        _try(session, "qa", "qa-demo-2026", at=dt.datetime.now(dt.UTC), address="10.1.1.1")
+        _try(session, qa.username, PASSWORD, at=dt.datetime.now(dt.UTC), address="10.1.1.1")
     # the same address, another account: not refused
-    assert _try(session, "qc", "qc-demo-2026", at=dt.datetime.now(dt.UTC), address="10.9.9.9")
+    assert _try(session, qc.username, PASSWORD, at=dt.datetime.now(dt.UTC), address="10.9.9.9")
 
 
-def test_a_refused_signature_during_the_wait_is_recorded_as_throttled_not_as_a_failure(session):
-    qa = session.scalar(select(User).where(User.username == "qa"))
-    _fail(session, "qa", 5, at=dt.datetime.now(dt.UTC))
-    _refused_signature(session, qa, "qa-demo-2026", error=TooManyAttemptsError)
-    assert consecutive_failures(session, "qa")[0] == 5
+def test_a_refused_signature_during_the_wait_is_recorded_as_throttled_not_as_a_failure(
+    session, qc, qa
+):
+    _fail(session, qa.username, 5, at=dt.datetime.now(dt.UTC))
+    _refused_signature(session, qa, PASSWORD, error=TooManyAttemptsError)
+    assert consecutive_failures(session, qa.username)[0] == 5
     latest = session.scalars(
         select(LoginAttempt).where(LoginAttempt.channel == "signature").order_by(LoginAttempt.id)
     ).all()[-1]
-    assert (latest.username, latest.succeeded, latest.throttled) == ("qa", False, True)
+    assert (latest.username, latest.succeeded, latest.throttled) == (qa.username, False, True)
 
 
-def test_over_the_address_limit_an_account_without_failures_of_its_own_still_signs_in(session):
+def test_over_the_address_limit_an_account_without_failures_of_its_own_still_signs_in(
+    session, qc, qa
+):
     limit = {"max_failures_per_address": 6}
     for username in ("pharmacist", "clinician", "nobody"):
         _fail(session, username, 2, **limit)
-    assert _try(session, "qc", "qc-demo-2026", at=T0 + SECOND, **limit).username == "qc"
+    assert _try(session, qc.username, PASSWORD, at=T0 + SECOND, **limit).username == qc.username
     with pytest.raises(TooManyAttemptsError) as refused:
-        _try(session, "qa", "wrong", at=T0 + SECOND, **limit)
+        _try(session, qa.username, "wrong", at=T0 + SECOND, **limit)
     assert "network address" in refused.value.detail
     assert refused.value.retry_after_seconds == 15 * 60 - 1
     with pytest.raises(TooManyAttemptsError):  # its own failure now counts with the address's
-        _try(session, "qa", "qa-demo-2026", at=T0 + 2 * SECOND, **limit)
+        _try(session, qa.username, PASSWORD, at=T0 + 2 * SECOND, **limit)
     # signatures are never limited by address
-    qa = session.scalar(select(User).where(User.username == "qa"))
-    assert sign(session, HASHER, qa, password="qa-demo-2026", meaning="Released")
+    assert sign(session, HASHER, qa, password=PASSWORD, meaning="Released")
