@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from app.api.schemas import (
@@ -25,7 +25,7 @@ from app.db import get_session
 from app.keys import trusted_keys
 from app.writes import write
 from custody.integrity import verify_record
-from custody.interop import export_epcis
+from custody.interop import chain_heads, export_epcis, ledger_lines
 from custody.ledger import (
     CustodyEvent,
     VerificationReport,
@@ -34,7 +34,7 @@ from custody.ledger import (
 )
 from custody.trials import chain_hidden
 from lots.access import Permission
-from lots.errors import NotFoundError
+from lots.errors import InvalidValueError, NotFoundError
 from lots.models import AuditEntry, Site
 
 blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The custody ledger")
@@ -43,8 +43,12 @@ blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The custo
 class ExportQuerySchema(StrictSchema):
     format = fields.String(
         required=True,
-        validate=validate.OneOf(["epcis"]),
-        metadata={"description": "epcis: an EPCIS 2.0 JSON-LD document (GS1 CBV 2.0)."},
+        validate=validate.OneOf(["epcis", "jsonl"]),
+        metadata={
+            "description": "epcis: an EPCIS 2.0 JSON-LD document (GS1 CBV 2.0). jsonl: every "
+            "event as JSON Lines with the exact bytes hashed, for an outside verifier "
+            "(docs/verifying-the-ledger.md); only `chain` narrows it."
+        },
     )
     chain = fields.String(
         validate=validate.Length(1, 160),
@@ -79,6 +83,14 @@ class Export(MethodView):
         chain = query.get("chain")
         if chain is not None and chain_hidden(session, user, chain):
             raise NotFoundError("chain", chain)
+        if query["format"] == "jsonl":
+            narrowing = sorted({"lot", "sscc", "since"} & query.keys())
+            if narrowing:
+                raise InvalidValueError(
+                    narrowing[0], "The JSON Lines export is narrowed by chain only."
+                )
+            lines = ledger_lines(session, blinded=not user.unblinded, chain=chain)
+            return Response(stream_with_context(lines), mimetype="application/jsonl")
         document = export_epcis(
             session,
             blinded=not user.unblinded,
@@ -89,6 +101,22 @@ class Export(MethodView):
             since=query.get("since"),
         )
         return Response(orjson.dumps(document), mimetype="application/ld+json")
+
+
+class ChainHeadSchema(Schema):
+    chain = fields.String()
+    seq = fields.Integer(metadata={"description": "The chain's last sequence number"})
+    hash = fields.String(metadata={"description": "The SHA-256 of the chain's last event"})
+
+
+@blp.route("/chains")
+class Chains(MethodView):
+    @requires(Permission.LEDGER_EXPORT)
+    @blp.response(200, ChainHeadSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """Every chain with its last seq and hash: what a JSON Lines export must end with, so
+        a verifier catches a truncated chain. Blinded as the export is."""
+        return chain_heads(get_session(), blinded=not require_user().unblinded)
 
 
 @blp.route("/verify")

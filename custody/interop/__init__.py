@@ -28,6 +28,7 @@ from custody.interop.fhir import (
     product_status,
 )
 from custody.interop.fhir_provenance import chain_provenance_events, provenance, provenance_bundle
+from custody.interop.jsonl_export import chain_heads, ledger_lines
 
 __all__ = [
     "EventFacts",
@@ -35,6 +36,7 @@ __all__ = [
     "SiteFacts",
     "VialId",
     "biologically_derived_product",
+    "chain_heads",
     "chain_provenance_events",
     "dispense_site_ids",
     "epcis_document",
@@ -45,6 +47,7 @@ __all__ = [
     "find_administration",
     "find_event",
     "find_product",
+    "ledger_lines",
     "lot_uri",
     "product_dispense",
     "product_site_ids",
