@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import secrets
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -22,11 +24,13 @@ from app.migrate import pending_migration, upgrade
 from custody.integrity import verify_record
 from custody.ledger import (
     checkpoint_anchor,
+    checkpoint_due,
     create_checkpoint,
     load_private_key,
     parse_anchor,
     public_key_text,
     settle_ledger,
+    write_witness,
 )
 from custody.manufacturing import print_labels
 from labels.payload import InvalidIdentifierError
@@ -180,28 +184,53 @@ def ledger_verify(as_json: bool, anchor_files: tuple[TextIO, ...]) -> None:
     type=click.File("w"),
     help="Also write the signed checkpoint here, to keep outside the database.",
 )
-def ledger_checkpoint(anchor_out: TextIO | None) -> None:
+@click.option(
+    "--if-due",
+    is_flag=True,
+    help="Only when CELLTRAIL_CHECKPOINT_EVERY_EVENTS events, or any event after "
+    "CELLTRAIL_CHECKPOINT_EVERY_MINUTES, were recorded since the last one (for a timer).",
+)
+def ledger_checkpoint(anchor_out: TextIO | None, if_due: bool) -> None:
     """Sign the current ledger with the Ed25519 key from CELLTRAIL_CHECKPOINT_KEY.
 
     The printed anchor line is the checkpoint itself, signed: kept anywhere but the database
     (a QA log, a ticket), it lets `ledger verify --anchor` catch a rewrite even if every
-    stored checkpoint was deleted too.
+    stored checkpoint was deleted too. Each directory in CELLTRAIL_CHECKPOINT_WITNESS_DIRS
+    (a WORM mount, a synced share) also receives it as a file of its own.
     """
     try:
         key = signing_key()
     except DomainError as error:
         raise click.ClickException(error.detail) from error
+    config = current_app.config
     with _session() as session:
+        if if_due:
+            with session.begin():
+                due = checkpoint_due(
+                    session,
+                    every_events=config["CHECKPOINT_EVERY_EVENTS"],
+                    every=dt.timedelta(minutes=config["CHECKPOINT_EVERY_MINUTES"]),
+                )
+            if not due:
+                click.echo("No checkpoint due.")
+                return
         with session.begin():
             upto = settle_ledger(session)
         with session.begin():
             checkpoint = create_checkpoint(session, key, upto=upto)
             count, key_name = checkpoint.event_count, checkpoint.key_id
-            anchor = json.dumps(checkpoint_anchor(checkpoint), sort_keys=True)
+            document = checkpoint_anchor(checkpoint)
+    anchor = json.dumps(document, sort_keys=True)
     click.echo(f"Checkpoint signed by key {key_name}: {count} events up to id {upto}.")
     click.echo(f"Anchor (keep outside the database): {anchor}")
     if anchor_out is not None:
         anchor_out.write(anchor + "\n")
+    for directory in config["CHECKPOINT_WITNESS_DIRS"]:
+        try:
+            click.echo(f"Witnessed: {write_witness(Path(directory), document)}")
+        except OSError as error:  # the checkpoint stands; the witness must be looked at
+            message = f"The witness {directory} did not take it: {error}"
+            raise click.ClickException(message) from error
 
 
 @ledger_cli.command("keygen")

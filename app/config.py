@@ -44,6 +44,19 @@ def from_environment(environ: Mapping[str, str], instance_path: str) -> dict[str
             if key.strip()
         ],
         "TOKEN_TTL_HOURS": int(environ.get("CELLTRAIL_TOKEN_TTL_HOURS", "12")),
+        # `ledger checkpoint --if-due` (run by a timer) signs after this many events, or after
+        # this many minutes once anything new was recorded; each anchor goes to every witness
+        # directory (development: instance/witness).
+        "CHECKPOINT_EVERY_EVENTS": int(environ.get("CELLTRAIL_CHECKPOINT_EVERY_EVENTS", "1000")),
+        "CHECKPOINT_EVERY_MINUTES": int(environ.get("CELLTRAIL_CHECKPOINT_EVERY_MINUTES", "60")),
+        "CHECKPOINT_WITNESS_DIRS": [
+            part.strip()
+            for part in environ.get(
+                "CELLTRAIL_CHECKPOINT_WITNESS_DIRS",
+                "" if production else str(Path(instance_path) / "witness"),
+            ).split(",")
+            if part.strip()
+        ],
         "PASSWORD_HASHER": "default",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

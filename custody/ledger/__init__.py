@@ -47,9 +47,11 @@ from custody.ledger.projections import (
 from custody.ledger.verify import (
     VerificationReport,
     checkpoint_anchor,
+    checkpoint_due,
     create_checkpoint,
     settle_ledger,
     verify_ledger,
+    write_witness,
 )
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "canonical_bytes",
     "chain_events",
     "checkpoint_anchor",
+    "checkpoint_due",
     "create_checkpoint",
     "decided_lots",
     "decided_rows",
@@ -97,4 +100,5 @@ __all__ = [
     "signature_is_valid",
     "status_words",
     "verify_ledger",
+    "write_witness",
 ]

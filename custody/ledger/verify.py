@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -172,6 +174,40 @@ def settle_ledger(session: Session) -> int:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE custody_events IN SHARE MODE"))
     return session.scalar(select(func.max(CustodyEvent.id))) or 0
+
+
+def checkpoint_due(
+    session: Session,
+    *,
+    every_events: int,
+    every: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Whether a new checkpoint is due: `every_events` events since the last one, or any
+    event at all once `every` has passed since it (none when nothing new was recorded)."""
+    newest = session.scalar(select(func.max(CustodyEvent.id))) or 0
+    last = session.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.upto_event_id.desc()).limit(1)
+    ).first()
+    if last is None:
+        return newest > 0
+    since = session.scalar(
+        select(func.count(CustodyEvent.id)).where(CustodyEvent.id > last.upto_event_id)
+    )
+    if not since:
+        return False
+    return since >= every_events or (now or utcnow()) - last.created_at >= every
+
+
+def write_witness(directory: Path, anchor: Mapping[str, object]) -> Path:
+    """Keep a signed anchor in a witness directory outside the database (a WORM mount, a
+    synced share): one file per checkpoint, never overwritten."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"checkpoint-{int(str(anchor['upto_event_id'])):012d}.json"
+    with path.open("x", encoding="utf-8") as handle:  # "x": an existing anchor is never replaced
+        json.dump(anchor, handle, sort_keys=True)
+        handle.write("\n")
+    return path
 
 
 def checkpoint_anchor(checkpoint: LedgerCheckpoint) -> dict[str, object]:

@@ -35,6 +35,7 @@ TEST_CONFIG = {
     "LABEL_KEYS": TEST_LABEL_KEYS,
     "PUBLIC_URL": "https://trail.example.org",
     "SERVER_NAME": None,
+    "CHECKPOINT_WITNESS_DIRS": [],  # a test that witnesses names its own tmp_path
 }
 
 

@@ -192,3 +192,58 @@ def test_a_command_on_an_unmigrated_database_says_so_without_a_traceback(tmp_pat
     assert "Run `celltrail db upgrade` first." in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.usefixtures("vial")
+def test_each_witness_directory_receives_the_anchor_and_verify_accepts_it(
+    runner, app, tmp_path, monkeypatch
+):
+    worm, share = tmp_path / "worm", tmp_path / "share"
+    monkeypatch.setitem(app.config, "CHECKPOINT_WITNESS_DIRS", [str(worm), str(share)])
+    signed = runner.invoke(args=["ledger", "checkpoint"])
+    assert signed.exit_code == 0, signed.output
+    (kept,) = worm.iterdir()
+    assert [path.name for path in share.iterdir()] == [kept.name]
+    assert f"Witnessed: {kept}" in signed.output
+    result = runner.invoke(args=["ledger", "verify", "--json", "--anchor", str(kept)])
+    assert json.loads(result.output)["intact"] is True
+
+
+@pytest.mark.usefixtures("vial")
+def test_a_witness_anchor_is_never_overwritten(runner, app, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "CHECKPOINT_WITNESS_DIRS", [str(tmp_path)])
+    assert runner.invoke(args=["ledger", "checkpoint"]).exit_code == 0
+    (kept,) = tmp_path.iterdir()
+    before = kept.read_text()
+    again = runner.invoke(args=["ledger", "checkpoint"])  # the same upto: the same file name
+    assert again.exit_code == 1
+    assert "did not take it" in again.output
+    assert kept.read_text() == before
+
+
+def test_a_checkpoint_is_due_after_enough_events_or_time_and_not_without_new_events(
+    runner, app, session, monkeypatch
+):
+    monkeypatch.setitem(app.config, "CHECKPOINT_EVERY_EVENTS", 2)
+    monkeypatch.setitem(app.config, "CHECKPOINT_EVERY_MINUTES", 60)
+    assert runner.invoke(args=["ledger", "checkpoint"]).exit_code == 0
+    assert runner.invoke(args=["ledger", "checkpoint", "--if-due"]).output == "No checkpoint due.\n"
+    courier = get_user(session, "courier")
+    chain = f"vial:DUE-{uuid.uuid4().hex[:8]}"
+
+    def record() -> None:
+        append_event(
+            session, EventDraft(chain, "STORED", dt.datetime.now(dt.UTC), {}, courier, courier.site)
+        )
+        session.flush()
+
+    record()
+    assert runner.invoke(args=["ledger", "checkpoint", "--if-due"]).output == "No checkpoint due.\n"
+    record()
+    due = runner.invoke(args=["ledger", "checkpoint", "--if-due"])
+    assert due.output.startswith("Checkpoint signed by key ")
+    record()
+    monkeypatch.setitem(app.config, "CHECKPOINT_EVERY_MINUTES", 0)  # the time has passed
+    assert runner.invoke(args=["ledger", "checkpoint", "--if-due"]).output.startswith(
+        "Checkpoint signed"
+    )
