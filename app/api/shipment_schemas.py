@@ -9,7 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.schemas import Moment, Number, StrictSchema
 from custody.manufacturing import MAX_VIALS
-from custody.shipping import Handoff, Receipt, Shipment, ShipmentStatus
+from custody.shipping import Confirmation, Handoff, Receipt, Shipment, ShipmentStatus
 from lots.models import User
 
 SERIAL = fields.String(validate=validate.Length(1, 20))
@@ -143,6 +143,10 @@ class HandoffSchema(StrictSchema):
     late = fields.Boolean(metadata={"description": "Captured offline and submitted later."})
     signed = fields.Boolean(metadata={"description": "The taker signed with the password."})
     event_hash = fields.String()
+    confirmed_by_giver = fields.Boolean(
+        metadata={"description": "The giver confirmed it on their own device (two-sided)."}
+    )
+    confirmed_at = fields.DateTime(allow_none=True)
 
 
 class RefusedHandoffSchema(StrictSchema):
@@ -179,6 +183,10 @@ class ReceiptSchema(StrictSchema):
     )
     unknown = fields.List(fields.String())
     event_hash = fields.String()
+    one_sided_handoffs = fields.List(
+        fields.Integer(),
+        metadata={"description": "Handoffs on the taker's word only: no giver confirmed them."},
+    )
 
 
 class ShipmentSummarySchema(StrictSchema):
@@ -235,7 +243,9 @@ def party(user: User | None) -> dict[str, Any] | None:
     return {"user": user.username, "name": user.full_name, "site": user.site.code}
 
 
-def handoff_fields(sscc: str, handoff: Handoff) -> dict[str, Any]:
+def handoff_fields(
+    sscc: str, handoff: Handoff, confirmation: Confirmation | None = None
+) -> dict[str, Any]:
     return {
         "sscc": sscc,
         "number": handoff.number,
@@ -246,10 +256,12 @@ def handoff_fields(sscc: str, handoff: Handoff) -> dict[str, Any]:
         "late": handoff.late,
         "signed": handoff.signed,
         "event_hash": handoff.event_hash,
+        "confirmed_by_giver": confirmation is not None,
+        "confirmed_at": confirmation.confirmed_at if confirmation else None,
     }
 
 
-def receipt_fields(sscc: str, receipt: Receipt) -> dict[str, Any]:
+def receipt_fields(sscc: str, receipt: Receipt, one_sided: list[int]) -> dict[str, Any]:
     found = receipt.reconciliation
     lists = {name: found.get(name, []) for name in ("received", "missing", "extra", "unknown")}
     elsewhere = found.get("of_another_shipment", {})
@@ -262,6 +274,7 @@ def receipt_fields(sscc: str, receipt: Receipt) -> dict[str, Any]:
         **lists,
         "of_another_shipment": elsewhere,
         "event_hash": receipt.event_hash,
+        "one_sided_handoffs": one_sided,
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from flask import request
 from flask.views import MethodView
@@ -41,10 +41,13 @@ from app.db import get_session
 from app.writes import write
 from custody.shipping import (
     Shipment,
+    confirm_handoff,
     create_shipment,
     dispense,
     find_shipment,
     get_visible_shipment,
+    handoff_confirmations,
+    one_sided_handoffs,
     pack_vials,
     packed,
     packed_counts,
@@ -181,7 +184,7 @@ class ShipmentHandoffs(MethodView):
         """The shipper's handoffs in order."""
         session = get_session()
         shipment = get_visible_shipment(session, require_user(), sscc)
-        return [handoff_fields(sscc, handoff) for handoff in shipment_handoffs(session, shipment)]
+        return _handoffs(session, shipment)
 
     @requires(Permission.SHIPMENTS_HANDOFF)
     @write
@@ -212,6 +215,23 @@ class ShipmentHandoffs(MethodView):
         return handoff_fields(sscc, scanned.handoff), 200 if scanned.repeated else 201
 
 
+@blp.route("/shipments/<sscc>/handoffs/<int:number>/confirmation")
+class HandoffConfirmation(MethodView):
+    @requires(Permission.SHIPMENTS_HANDOFF)
+    @write
+    @blp.response(201, HandoffSchema)
+    @blp.alt_response(200, schema=HandoffSchema, description="Already confirmed: the first.")
+    @blp.alt_response(409, description="Not your handoff to confirm, or too late (one-sided)")
+    def post(self, sscc: str, number: int) -> tuple[dict[str, Any], int]:
+        """The giver confirms, on their own device, that they handed the shipper over: the
+        handoff becomes two-sided. Within 30 minutes of its recording; after that it stays
+        one-sided and the receipt shows it."""
+        handoff, confirmation, new = confirm_handoff(
+            get_session(), require_user(), sscc, number, now=clock.now()
+        )
+        return handoff_fields(sscc, handoff, confirmation), 201 if new else 200
+
+
 @blp.route("/shipments/<sscc>/receipt")
 class ShipmentReceipt(MethodView):
     @requires(Permission.SHIPMENTS_RECEIVE)
@@ -233,7 +253,9 @@ class ShipmentReceipt(MethodView):
             remote_addr=_remote(),
             now=clock.now(),
         )
-        return receipt_fields(sscc, receipt)
+        session = get_session()
+        shipment = cast(Shipment, find_shipment(session, sscc))  # receive found it
+        return receipt_fields(sscc, receipt, one_sided_handoffs(session, shipment))
 
 
 @blp.route("/vials/store")
@@ -329,13 +351,22 @@ def _detail(session: Session, shipment: Shipment) -> dict[str, Any]:
             }
             for row in rows
         ],
-        "handoffs": [
-            handoff_fields(shipment.sscc, handoff)
-            for handoff in shipment_handoffs(session, shipment)
-        ],
+        "handoffs": _handoffs(session, shipment),
         "refused_handoffs": [asdict(refusal) for refusal in refused_handoffs(session, shipment)],
-        "receipt": receipt_fields(shipment.sscc, receipt) if receipt else None,
+        "receipt": (
+            receipt_fields(shipment.sscc, receipt, one_sided_handoffs(session, shipment))
+            if receipt
+            else None
+        ),
     }
+
+
+def _handoffs(session: Session, shipment: Shipment) -> list[dict[str, Any]]:
+    confirmed = handoff_confirmations(session, shipment)
+    return [
+        handoff_fields(shipment.sscc, handoff, confirmed.get(handoff.number))
+        for handoff in shipment_handoffs(session, shipment)
+    ]
 
 
 def _remote() -> str:

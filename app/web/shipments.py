@@ -37,15 +37,19 @@ from app.web.forms import PageForm, messages
 from app.writes import undo, write
 from custody.ledger import CustodyEvent, chain_events
 from custody.shipping import (
+    CONFIRM_WITHIN,
     SIGNING_SITE_KINDS,
     Receipt,
     Shipment,
     ShipmentStatus,
     ShipmentVial,
     can_see_shipment,
+    confirm_handoff,
     find_shipment,
     get_visible_shipment,
+    handoff_confirmations,
     may_take_custody,
+    one_sided_handoffs,
     packed,
     packed_counts,
     receipt_of,
@@ -249,6 +253,21 @@ def take_custody(user: User, sscc: str) -> Any:
     return redirect(url_for("web.scan", code=code), 303)
 
 
+@bp.post("/shipments/<sscc>/handoffs/<int:number>/confirm")
+@signed_in(Permission.SHIPMENTS_HANDOFF)
+@write
+def handoff_confirm(user: User, sscc: str, number: int) -> Any:
+    """The giver confirms on their own device that they handed the shipper over."""
+    try:
+        confirm_handoff(get_session(), user, sscc, number, now=clock.now())
+    except DomainError as error:
+        undo(error)
+        return render_template(
+            "error.html", status=error.status, title=error.title, detail=error.detail
+        ), error.status
+    return redirect(url_for("web.shipment", sscc=sscc, _anchor="handoffs"), 303)
+
+
 @bp.get("/shipments/<sscc>/receive")
 @signed_in(Permission.SHIPMENTS_RECEIVE)
 def receipt_step(user: User, sscc: str) -> Any:
@@ -331,6 +350,8 @@ def shipment(user: User, sscc: str) -> str:
         rows=rows,
         states=reader_states(db, user, [row.vial for row in rows]),
         handoffs=shipment_handoffs(db, found),
+        confirmations=handoff_confirmations(db, found),
+        confirm_until=clock.now() - CONFIRM_WITHIN,
         refused=refused_handoffs(db, found),
         events=events,
         payloads={event.id: _payload(event) for event in events},
@@ -438,6 +459,7 @@ def _receipt_page(user: User, found: Shipment, state: PageState) -> str:
         user=user,
         scanned=None,
         receipt_of=shipper_view(db, user, found),
+        one_sided=one_sided_handoffs(db, found),
         rows=rows,
         state=state,
         links=[],

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
+import orjson
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.ledger import EventDraft, append_event, append_events
+from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
 from custody.shipping.models import Handoff, Shipment
 from custody.shipping.rules import HandoffFacts, handoff_refusal
 from custody.shipping.shipments import get_shipment, packed
 from lots.access import Permission, require
-from lots.errors import DomainError
+from lots.errors import DomainError, NotFoundError
 from lots.models import User
 from lots.signatures import sign
 
@@ -26,6 +27,10 @@ LATE_AFTER = dt.timedelta(minutes=5)
 DUPLICATE_WINDOW = dt.timedelta(minutes=10)
 # Sites whose receivers sign a handoff with their password (set per site kind).
 SIGNING_SITE_KINDS = frozenset({"hospital_pharmacy"})
+# The giver confirms a handoff on their own device within this time of its recording; one
+# not confirmed by then stays one-sided, shown as such up to the receipt.
+CONFIRM_WITHIN = dt.timedelta(minutes=30)
+HANDOFF_CONFIRMED = "HANDOFF_CONFIRMED"
 
 
 class HandoffRefusedError(DomainError):
@@ -168,6 +173,77 @@ def scan_handoff(
     session.add(handoff)
     session.flush()
     return ScannedHandoff(handoff, repeated=False)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The giver's own confirmation of a handoff (the second side)."""
+
+    number: int
+    confirmed_at: dt.datetime
+    event_hash: str
+
+
+def confirm_handoff(
+    session: Session, giver: User, sscc: str, number: int, *, now: dt.datetime
+) -> tuple[Handoff, Confirmation, bool]:
+    """The giver confirms, on their own device, that they handed the shipper over: the
+    handoff becomes two-sided. Returns it, its confirmation and whether that is new (a repeated
+    confirmation returns the first). Only the handoff's giver may confirm, and only within
+    `CONFIRM_WITHIN` of its recording; later it stays one-sided."""
+    require(giver, Permission.SHIPMENTS_HANDOFF)
+    shipment = get_shipment(session, sscc, for_update=True)
+    handoff = session.scalar(
+        select(Handoff).where(Handoff.shipment_id == shipment.id, Handoff.number == number)
+    )
+    if handoff is None:
+        raise NotFoundError("handoff", f"{sscc}/{number}")
+    if handoff.giver_id != giver.id:
+        raise HandoffRefusedError(
+            f"Only {handoff.giver.full_name}, who handed the shipper over, can confirm "
+            f"handoff {number}.",
+            sscc=sscc,
+        )
+    existing = handoff_confirmations(session, shipment).get(number)
+    if existing is not None:
+        return handoff, existing, False
+    if now - handoff.recorded_at > CONFIRM_WITHIN:
+        raise HandoffRefusedError(
+            f"Handoff {number} can be confirmed only within "
+            f"{int(CONFIRM_WITHIN.total_seconds() // 60)} minutes; it stays one-sided.",
+            sscc=sscc,
+        )
+    payload = {
+        "sscc": sscc,
+        "handoff": number,
+        "handed_off": handoff.event_hash,
+        "from": {"user": giver.username, "name": giver.full_name, "site": giver.site.code},
+        "to": {"user": handoff.taker.username, "name": handoff.taker.full_name},
+    }
+    event = append_event(
+        session, EventDraft(shipment.chain, HANDOFF_CONFIRMED, now, payload, giver, giver.site)
+    )
+    return handoff, Confirmation(number, event.occurred_at, event.hash), True
+
+
+def handoff_confirmations(session: Session, shipment: Shipment) -> dict[int, Confirmation]:
+    """The shipment's confirmed handoffs by number, read from its chain."""
+    rows = session.execute(
+        select(CustodyEvent.occurred_at, CustodyEvent.hash, CustodyEvent.body).where(
+            CustodyEvent.chain == shipment.chain, CustodyEvent.event_type == HANDOFF_CONFIRMED
+        )
+    )
+    found: dict[int, Confirmation] = {}
+    for occurred_at, event_hash, body in rows:
+        number = int(orjson.loads(body)["payload"]["handoff"])
+        found.setdefault(number, Confirmation(number, occurred_at, event_hash))
+    return found
+
+
+def one_sided_handoffs(session: Session, shipment: Shipment) -> list[int]:
+    """The numbers of the shipment's handoffs that no giver confirmed (taker's word only)."""
+    confirmed = handoff_confirmations(session, shipment)
+    return [h.number for h in shipment_handoffs(session, shipment) if h.number not in confirmed]
 
 
 def shipment_handoffs(session: Session, shipment: Shipment) -> list[Handoff]:

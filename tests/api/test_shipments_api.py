@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 
 from custody.ledger import CustodyEvent
 from labels.payload import shipper_uri
+from lots.base import utcnow
 from tests.worlds.api import scalar
 from tests.worlds.labels import BASE, NEW_KEY, scan
+from tests.worlds.pages import sign_in
 
 RELEASED = "XS228-2610-01"
 SEAL = "SEAL-20261122-07"
@@ -503,3 +505,95 @@ def test_a_shipper_a_user_may_not_see_reads_as_unknown(client, auth_headers, api
     answer = scan(client, auth_headers, shipper_uri(base=BASE, sscc=sscc, key=NEW_KEY), "clinician")
     assert (answer["recognised"], answer["item"]) == (False, None)
     assert answer["reason"] == f"No shipment with SSCC {sscc} is known."
+
+
+# Two-sided handoffs (issue 16, defect 7)
+
+
+def confirm(api, sscc, who, number=1):
+    return api(who, "POST", f"/shipments/{sscc}/handoffs/{number}/confirmation")
+
+
+def test_the_giver_confirms_a_handoff_on_their_own_device_and_it_becomes_two_sided(api, app):
+    sscc = shipped(api, (1, 2))
+    taken = ok(handoff(api, sscc, "courier2", "courier"), 201)
+    assert (taken["confirmed_by_giver"], taken["confirmed_at"]) == (False, None)
+    recorded = events(app)
+
+    confirmed = ok(confirm(api, sscc, "courier"), 201)
+    again = ok(confirm(api, sscc, "courier"), 200)  # the scanner fired twice
+
+    assert confirmed["confirmed_by_giver"] is True
+    assert again == confirmed
+    assert events(app) == recorded + 1  # one HANDOFF_CONFIRMED on the shipment's chain
+    listed = ok(api("manufacturing", "GET", f"/shipments/{sscc}/handoffs"))
+    assert [h["confirmed_by_giver"] for h in listed] == [True]
+
+
+@pytest.mark.parametrize("who", ["courier2", "manufacturing", "pharmacist"])
+def test_only_the_giver_may_confirm_a_handoff(api, who):
+    sscc = shipped(api, (1, 2))
+    ok(handoff(api, sscc, "courier2", "courier"), 201)
+    response = confirm(api, sscc, who)
+    assert response.status_code in {403, 409}
+    assert response.mimetype == "application/problem+json"
+    assert (
+        ok(api("manufacturing", "GET", f"/shipments/{sscc}/handoffs"))[0]["confirmed_by_giver"]
+        is False
+    )
+
+
+def test_a_handoff_not_confirmed_in_time_stays_one_sided_and_the_receipt_shows_it(
+    api, app, monkeypatch
+):
+    sscc = shipped(api, (1, 2))
+    ok(handoff(api, sscc, "courier2", "courier"), 201)
+    ok(handoff(api, sscc, "pharmacist", "courier2", password=PASSWORDS["pharmacist"]), 201)
+    ok(confirm(api, sscc, "courier2", number=2), 201)
+    later = utcnow() + dt.timedelta(minutes=31)
+    monkeypatch.setitem(app.config, "CLOCK", lambda: later)
+
+    late = refused(confirm(api, sscc, "courier"), 409)
+    receipt = ok(
+        api(
+            "pharmacist",
+            "POST",
+            f"/shipments/{sscc}/receipt",
+            {"seal_number": SEAL, "accept_manifest": True},
+        ),
+        201,
+    )
+
+    assert "stays one-sided" in late["detail"]
+    assert receipt["one_sided_handoffs"] == [1]
+    assert ok(api("pharmacist", "GET", f"/shipments/{sscc}"))["receipt"]["one_sided_handoffs"] == [
+        1
+    ]
+
+
+def test_an_unknown_handoff_number_is_404(api):
+    sscc = shipped(api, (1,))
+    assert refused(confirm(api, sscc, "courier", number=7), 404)
+
+
+def test_the_giver_confirms_from_the_shipment_page_and_the_receiver_sees_one_sided_handoffs(
+    api, app
+):
+    sscc = shipped(api, (1, 2))
+    ok(handoff(api, sscc, "courier2", "courier"), 201)
+    with app.test_client() as giver:
+        token = sign_in(giver, "courier")
+        page = giver.get(f"/shipments/{sscc}").get_data(as_text=True)
+        assert 'data-testid="one-sided-1"' in page
+        assert f"/shipments/{sscc}/handoffs/1/confirm" in page
+        done = giver.post(f"/shipments/{sscc}/handoffs/1/confirm", data={"csrf_token": token})
+        assert done.status_code == 303
+        page = giver.get(f"/shipments/{sscc}").get_data(as_text=True)
+        assert 'data-testid="two-sided-1"' in page
+        assert f"/shipments/{sscc}/handoffs/1/confirm" not in page
+    ok(handoff(api, sscc, "pharmacist", "courier2", password=PASSWORDS["pharmacist"]), 201)
+    with app.test_client() as receiver:
+        sign_in(receiver, "pharmacist")
+        step = receiver.get(f"/shipments/{sscc}/receive").get_data(as_text=True)
+        assert 'data-testid="one-sided-at-receipt"' in step
+        assert "Handoff 2 on the taker" in step
