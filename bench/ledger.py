@@ -539,7 +539,7 @@ def http_client(port: int, token: str, chain: str) -> Callable[[], Callable[[], 
 
 def _generate_block(task: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows and heads of one block of vial chains, events interleaved across the block."""
-    first, lengths, sites, actor_id, actor, base = task
+    first, lengths, sites, actor_id, actor, base, recorded_from = task
     rows: list[tuple[Any, ...]] = []
     heads: list[tuple[Any, ...]] = []
     chains = [f"vial:BENCH-{first + i:07d}" for i in range(len(lengths))]
@@ -554,7 +554,10 @@ def _generate_block(task: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], list[
             occurred = base + dt.timedelta(
                 seconds=number * 7 + seq * 3600, microseconds=(number * 7919 + seq) % 1_000_000
             )
-            recorded = occurred + dt.timedelta(seconds=2, microseconds=1234)
+            # Recorded in the order the rows are inserted (block by block, a millisecond per
+            # chain, each row a microsecond later), from the bench's start, as the ledger's own
+            # clock would: verify refuses a recording time that goes back.
+            recorded = recorded_from + dt.timedelta(microseconds=first * 1000 + len(rows))
             canonical, event_hash = link(
                 build_body(
                     chain=chain,
@@ -641,8 +644,9 @@ def load_ledger(ctx: Context, total: int, chain_length: int) -> None:
     lengths = [chain_length] * chains
     lengths[-1] = wanted - chain_length * (chains - 1)
     base = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+    recorded_from = dt.datetime.now(dt.UTC)  # after the demo's events
     tasks = [
-        (start, lengths[start : start + CHAIN_BLOCK], sites, actor_id, actor, base)
+        (start, lengths[start : start + CHAIN_BLOCK], sites, actor_id, actor, base, recorded_from)
         for start in range(0, chains, CHAIN_BLOCK)
     ]
     columns = (
