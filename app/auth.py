@@ -84,7 +84,8 @@ def requires(
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             if permission != PUBLIC:
                 user = require_user()
-                refuse_until_password_changed(user, allowed=before_password_change)
+                if user.must_change_password and not before_password_change:
+                    raise PasswordChangeRequiredError
                 if permission != AUTHENTICATED and not can(user, Permission(permission)):
                     raise ForbiddenError(user.role, str(permission))
             return view(*args, **kwargs)
@@ -93,12 +94,6 @@ def requires(
         return wrapper
 
     return decorate
-
-
-def refuse_until_password_changed(user: User, *, allowed: bool = False) -> None:
-    """PasswordChangeRequiredError while the user must choose a new password."""
-    if user.must_change_password and not allowed:
-        raise PasswordChangeRequiredError
 
 
 def require_user() -> User:

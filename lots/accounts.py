@@ -293,26 +293,20 @@ def authenticate(
         return error
 
     try:
-        _refuse_while_the_account_waits(session, username[:64], policy, now)
+        failures = _refuse_while_the_account_waits(session, username[:64], policy, now)
     except (TooManyAttemptsError, AccountLockedError) as error:
         raise refused(error, throttled=True) from None  # not a guess: the wait does not renew
     user = session.scalar(select(User).where(User.username == username))
     ok = _password_matches(hasher, user, password)
-    over_address_limit = (
-        ok
-        and channel in LOGIN_CHANNELS
-        and _address_retry_after(session, remote_addr[:64], policy, now) is not None
+    address_retry = (
+        _address_retry_after(session, remote_addr[:64], policy, now)
+        if channel in LOGIN_CHANNELS
+        else None
     )
-    if over_address_limit:
-        ok = _had_no_failures_of_its_own(session, username[:64], policy, now)
-    if not ok or user is None:
-        retry = (
-            _address_retry_after(session, remote_addr[:64], policy, now)
-            if channel in LOGIN_CHANNELS
-            else None
-        )
-        if retry is not None:
-            raise refused(TooManyAttemptsError(retry_after_seconds=retry, by_address=True))
+    # Over the address limit, only an account with no failures of its own still signs in.
+    if not ok or user is None or (address_retry is not None and failures):
+        if address_retry is not None:
+            raise refused(TooManyAttemptsError(retry_after_seconds=address_retry, by_address=True))
         raise refused(AuthenticationError("The username or password is wrong."))
     attempt(session, succeeded=True)
     if hasher.check_needs_rehash(user.password_hash):
@@ -365,29 +359,16 @@ def consecutive_failures(session: Session, username: str) -> tuple[int, dt.datet
 
 def _refuse_while_the_account_waits(
     session: Session, username: str, policy: LoginPolicy, now: dt.datetime
-) -> None:
+) -> int:
+    """Refuse while the account waits or is locked; else its consecutive failures."""
     failures, latest = consecutive_failures(session, username)
     if failures >= policy.max_consecutive_failures:
         raise AccountLockedError(failures)
-    if latest is None:
-        return
-    until = latest + policy.wait_after(failures)
-    if until > now:
-        raise TooManyAttemptsError(retry_after_seconds=_seconds(until - now))
-
-
-def _had_no_failures_of_its_own(
-    session: Session, username: str, policy: LoginPolicy, now: dt.datetime
-) -> bool:
-    """Whether the account signing in now failed nowhere in the window before this success."""
-    return not session.scalar(
-        select(func.count(LoginAttempt.id)).where(
-            LoginAttempt.username == username,
-            LoginAttempt.succeeded.is_(False),
-            LoginAttempt.throttled.is_(False),
-            LoginAttempt.at > now - policy.window,
-        )
-    )
+    if latest is not None:
+        until = latest + policy.wait_after(failures)
+        if until > now:
+            raise TooManyAttemptsError(retry_after_seconds=_seconds(until - now))
+    return failures
 
 
 def _address_retry_after(
@@ -424,8 +405,8 @@ def change_password(
 ) -> int:
     """The user replaces their own password, proving the current one (a wrong one counts
     against the account like a login). Every bearer token is revoked and every page session
-    ends; returns how many tokens were revoked. Callers commit even on AuthenticationError,
-    so the failed attempt is kept."""
+    ends; returns how many tokens were revoked. The failed attempt of a wrong current password
+    is kept through the error's `after_rollback`."""
     now = now or utcnow()
     try:
         authenticate(
@@ -493,7 +474,6 @@ def reset_password(
         old={},
         new={"must_change_password": True, "revoked_tokens": revoked},
     )
-    session.flush()
     return user
 
 

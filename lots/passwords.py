@@ -15,8 +15,7 @@ from importlib import resources
 MIN_LENGTH = 12
 MAX_LENGTH = 128  # NIST: allow at least 64; argon2 takes any length, a cap bounds the work
 _SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop", "asdfghjkl", "zxcvbnm")
-_DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
-_LEADING, _TRAILING = re.compile(r"^[\W\d_]+"), re.compile(r"[\W\d_]+$")
+_PADDING = re.compile(r"[\W\d_]*")  # digits and symbols, as padded around a word
 
 
 @functools.cache
@@ -38,7 +37,7 @@ def password_problem(password: str, *, username: str = "") -> str | None:
     if len(set(folded)) <= 2 or _is_a_run(folded):
         return "A password must not be one repeated character or a run of consecutive keys."
     name = username.casefold()
-    if name and name in folded and not _DECORATION.sub("", folded.replace(name, "")):
+    if name and name in folded and _PADDING.fullmatch(folded.replace(name, "")):
         return "A password must not be the username."
     return None
 
@@ -46,14 +45,19 @@ def password_problem(password: str, *, username: str = "") -> str | None:
 def _undecorated(folded: str) -> set[str]:
     """The password with any part of the digits and symbols padded on either end taken off:
     a breached word with "2026!" after it is the same guess ("!qaz2wsx" keeps its "!")."""
-    lead = len(folded) - len(_LEADING.sub("", folded))
-    trail = len(folded) - len(_TRAILING.sub("", folded))
+    lead, trail = _padding(folded), _padding(folded[::-1])
     return {
         folded[start : len(folded) - end]
         for start in range(lead + 1)
         for end in range(trail + 1)
         if len(folded) - end - start >= 4
     }
+
+
+def _padding(text: str) -> int:
+    """How many digits and symbols `text` starts with."""
+    match = _PADDING.match(text)
+    return match.end() if match else 0
 
 
 def _is_a_run(text: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from lots.accounts import authenticate
 from lots.base import utcnow
-from lots.errors import AccountLockedError, AuthenticationError, DomainError, TooManyAttemptsError
+from lots.errors import AuthenticationError, DomainError
 from lots.models import User
 
 
@@ -52,9 +52,7 @@ def sign(
             remote_addr=remote_addr,
             channel="signature",
         )
-    except (AuthenticationError, TooManyAttemptsError, AccountLockedError) as error:
-        if not isinstance(error, AuthenticationError):
-            raise
+    except AuthenticationError as error:
         refused = SignatureRefusedError(signer.username)
         refused.after_rollback = error.after_rollback  # the failed attempt outlives the rollback
         raise refused from error

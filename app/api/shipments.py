@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any
 
 from flask import request
 from flask.views import MethodView
@@ -253,9 +253,7 @@ class ShipmentReceipt(MethodView):
             remote_addr=_remote(),
             now=clock.now(),
         )
-        session = get_session()
-        shipment = cast(Shipment, find_shipment(session, sscc))  # receive found it
-        return receipt_fields(sscc, receipt, one_sided_handoffs(session, shipment))
+        return receipt_fields(sscc, receipt, one_sided_handoffs(get_session(), receipt.shipment))
 
 
 @blp.route("/vials/store")

@@ -253,21 +253,6 @@ def audit(user: User) -> str:
     return render_template("audit.html", user=user, entries=list(entries))
 
 
-@bp.get("/users")
-@signed_in(Permission.USERS_READ)
-def users(user: User) -> str:
-    """Everyone who can sign in, with role, site and blinding."""
-    people = get_session().scalars(select(User).order_by(User.username))
-    return render_template(
-        "users.html",
-        user=user,
-        people=list(people),
-        errors=[],
-        about=None,
-        reset=request.args.get("reset"),
-    )
-
-
 def init_app(app: Flask) -> None:
     """Register the pages and the template helpers."""
     app.register_blueprint(bp)

@@ -1,4 +1,5 @@
-"""Pages for one's own password and for an administrator's reset of someone else's."""
+"""Pages for one's own password, the users list, and an administrator's reset of someone
+else's password."""
 
 from __future__ import annotations
 
@@ -99,8 +100,17 @@ def user_password_reset(user: User, username: str) -> Any:
     return redirect(url_for("web.users", reset=username), 303)
 
 
-def _users_page(user: User, *, errors: list[str], about: str) -> str:
+@bp.get("/users")
+@signed_in(Permission.USERS_READ)
+def users(user: User) -> str:
+    """Everyone who can sign in, with role, site and blinding."""
+    return _users_page(user, errors=[], about=None, reset=request.args.get("reset"))
+
+
+def _users_page(
+    user: User, *, errors: list[str], about: str | None, reset: str | None = None
+) -> str:
     people = get_session().scalars(select(User).order_by(User.username))
     return render_template(
-        "users.html", user=user, people=list(people), errors=errors, about=about, reset=None
+        "users.html", user=user, people=list(people), errors=errors, about=about, reset=reset
     )

@@ -37,7 +37,6 @@ from app.web.forms import PageForm, messages
 from app.writes import undo, write
 from custody.ledger import CustodyEvent, chain_events
 from custody.shipping import (
-    CONFIRM_WITHIN,
     SIGNING_SITE_KINDS,
     Receipt,
     Shipment,
@@ -48,6 +47,7 @@ from custody.shipping import (
     find_shipment,
     get_visible_shipment,
     handoff_confirmations,
+    may_confirm,
     may_take_custody,
     one_sided_handoffs,
     packed,
@@ -342,6 +342,8 @@ def shipment(user: User, sscc: str) -> str:
     events = chain_events(db, found.chain)
     actor_ids = {event.actor_user_id for event in events if event.actor_user_id}
     site_ids = {event.site_id for event in events if event.site_id}
+    handoffs = shipment_handoffs(db, found)
+    now = clock.now()
     return render_template(
         "shipment.html",
         user=user,
@@ -349,9 +351,9 @@ def shipment(user: User, sscc: str) -> str:
         view=shipper_view(db, user, found),
         rows=rows,
         states=reader_states(db, user, [row.vial for row in rows]),
-        handoffs=shipment_handoffs(db, found),
+        handoffs=handoffs,
         confirmations=handoff_confirmations(db, found),
-        confirm_until=clock.now() - CONFIRM_WITHIN,
+        confirmable={h.number for h in handoffs if may_confirm(h, user, now)},
         refused=refused_handoffs(db, found),
         events=events,
         payloads={event.id: _payload(event) for event in events},

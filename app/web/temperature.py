@@ -157,7 +157,7 @@ def temperature_upload(user: User, sscc: str) -> Any:
     except ReadingsError as error:
         return _refusal(found, str(error), 422)
     except DomainError as error:
-        _keep(error)
+        undo(error)
         return _refusal(found, f"{error.title}: {error.detail}", error.status)
     return redirect(url_for("web.shipment", sscc=found.sscc, _anchor="temperature"), 303)
 
@@ -191,7 +191,7 @@ def excursion_disposition(user: User, sscc: str, excursion_id: int) -> Any:
     except ValidationError as error:
         return _excursion_page(user, found, excursion, posted, messages(error)), 422
     except DomainError as error:
-        _keep(error)
+        undo(error)
         fresh = db.get(ShipmentExcursion, excursion.id) or excursion
         errors = [f"{error.title}: {error.detail}"]
         return _excursion_page(user, found, fresh, posted, errors), error.status
@@ -324,11 +324,6 @@ def _half_interval(readings: Sequence[TemperatureReading]) -> dt.timedelta:
     times = sorted({reading.at for reading in readings})
     gaps = [later - earlier for earlier, later in pairwise(times)]
     return statistics.median(gaps) / 2 if gaps else dt.timedelta(minutes=5)
-
-
-def _keep(error: DomainError) -> None:
-    # The page shows the refusal rather than raising it (a failed signature is kept).
-    undo(error)
 
 
 def _refusal(found: Shipment, detail: str, status: int) -> tuple[str, int]:

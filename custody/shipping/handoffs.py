@@ -207,7 +207,7 @@ def confirm_handoff(
     existing = handoff_confirmations(session, shipment).get(number)
     if existing is not None:
         return handoff, existing, False
-    if now - handoff.recorded_at > CONFIRM_WITHIN:
+    if not may_confirm(handoff, giver, now):
         raise HandoffRefusedError(
             f"Handoff {number} can be confirmed only within "
             f"{int(CONFIRM_WITHIN.total_seconds() // 60)} minutes; it stays one-sided.",
@@ -224,6 +224,12 @@ def confirm_handoff(
         session, EventDraft(shipment.chain, HANDOFF_CONFIRMED, now, payload, giver, giver.site)
     )
     return handoff, Confirmation(number, event.occurred_at, event.hash), True
+
+
+def may_confirm(handoff: Handoff, user: User, now: dt.datetime) -> bool:
+    """Whether `user` may confirm `handoff` now: its giver, within `CONFIRM_WITHIN` of its
+    recording (the page offers the button on the same rule)."""
+    return handoff.giver_id == user.id and now - handoff.recorded_at <= CONFIRM_WITHIN
 
 
 def handoff_confirmations(session: Session, shipment: Shipment) -> dict[int, Confirmation]:

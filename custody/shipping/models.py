@@ -110,4 +110,5 @@ class Receipt(Base):
     reconciliation: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     event_hash: Mapped[str] = mapped_column(String(64))
 
+    shipment: Mapped[Shipment] = relationship()
     received_by: Mapped[User] = relationship()

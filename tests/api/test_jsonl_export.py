@@ -85,15 +85,11 @@ def _tampered(lines, heads, how):
     elif how == "duplicated event":
         lines.insert(at, lines[at])
     elif how == "swapped events":
-        chain = record["chain"]
-        same = [i for i, line in enumerate(lines) if json.loads(line)["chain"] == chain]
-        if len(same) < 2:
-            same = [i for i, line in enumerate(lines) if json.loads(line)["seq"] == 2][:1]
-            same = [same[0] - 1, same[0]]
-        lines[same[0]], lines[same[1]] = lines[same[1]], lines[same[0]]
+        # Lines come in chain and seq order: a chain's seq 2 follows its seq 1.
+        second = next(i for i, line in enumerate(lines) if json.loads(line)["seq"] == 2)
+        lines[second - 1], lines[second] = lines[second], lines[second - 1]
     elif how == "truncated tail":
-        chain = json.loads(lines[-1])["chain"]
-        lines = [line for line in lines if json.loads(line)["chain"] != chain or line != lines[-1]]
+        del lines[-1]  # the last chain loses its newest event
     elif how == "missing chain":
         chain = record["chain"]
         lines = [line for line in lines if json.loads(line)["chain"] != chain]
