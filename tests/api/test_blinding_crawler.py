@@ -1,12 +1,17 @@
 """The blinding crawler: every page route and every API GET in the URL map, for every user
 without the unblinded flag, in two worlds that differ only in which arm two kits belong to.
 
-The worlds: the demo, with the control arm's lot recalled, and then the same database with
+The worlds: the demo, with one arm's lot recalled, and then the same database with
 the numbers of two kits swapped, one of each arm, in one packaging lot, with the same
 history (both in stock at the pharmacy, unallocated). Every kit number, vial, lot, event and
 subject is the same in both; only the arm behind kit A and kit B differs. A blinded reader
 must not be able to tell the two worlds apart: each response (status, type, body after
 removing ids, times, hashes and form tokens, and its size) must be identical.
+
+Both worlds are built twice, once with the control arm's lot recalled and once with the
+active arm's; and a third comparison crawls what a blinded person learns of kits (the trial's
+pages, kits, subjects, scans and bedside) in those two recall worlds: which arm's lot was
+recalled must not show through any kit.
 
 The URLs are generated from `app.url_map`, their parameters filled from the database, so a
 route added tomorrow is crawled the day it is added (an unfilled route fails the test).
@@ -278,33 +283,49 @@ def crawl(
 
 
 @pytest.fixture
-def clients(app: Flask, session: Session) -> dict[str, FlaskClient]:
+def readers(app: Flask, session: Session, auth_headers) -> tuple[dict[str, FlaskClient], dict]:
+    """Every blinded user: a signed-in page client and API headers for each."""
     users = _blinded_users(session)
     signed_in = {}
     for username in users:
         client = app.test_client()
         sign_in(client, username)
         signed_in[username] = client
-    return signed_in
+    return signed_in, {username: auth_headers(username) for username in users}
 
 
-def test_no_blinded_user_can_tell_two_worlds_that_differ_only_in_kit_arms(
-    app, connection, session, clients, auth_headers
-):
-    control = next(arm for arm in get_trial(session, SEPSIS_TRIAL).arms if arm.control)
-    control_lot = next(link.product for link in control.products)
-    recalled = session.scalar(
-        select(Lot.number).where(Lot.product_version.has(product_id=control_lot.id))
-    )
+def _recalled_lot(session: Session, control: bool) -> str:
+    """The lot of the control arm's product, or of the active arm's."""
+    arm = next(arm for arm in get_trial(session, SEPSIS_TRIAL).arms if arm.control is control)
+    product = next(link.product for link in arm.products)
+    lot = session.scalar(select(Lot.number).where(Lot.product_version.has(product_id=product.id)))
+    assert lot is not None
+    return lot
+
+
+def _world(app, session, recall_control: bool) -> tuple[tuple[Kit, Kit], list[str], list]:
+    """The demo with both seed doses given and one arm's lot recalled: the pair of kits to
+    swap and what to crawl."""
     passwords = {user.username: user.password for user in demo.USERS}
     load_first_dose(session, HASHER, passwords)  # the open-label dose and the blinded one
     load_sepsis_dose(session, HASHER, passwords)
     pair = _swap_pair(session)  # the same history: chosen before the recall
-    qa_recalls(session, "lot", recalled, reason="Control lot found out of specification")
+    recalled = _recalled_lot(session, recall_control)
+    qa_recalls(session, "lot", recalled, reason="Lot found out of specification")
     session.commit()
     paths, scanned = urls(app, session, pair), scans(session, app, pair)
     paths += [f"/scan?{urlencode(scan)}" for scan in scanned]  # the scan page of each kit
-    headers = {username: auth_headers(username) for username in clients}
+    return pair, paths, scanned
+
+
+@pytest.mark.parametrize(
+    "recall_control", [True, False], ids=["control recalled", "active recalled"]
+)
+def test_no_blinded_user_can_tell_two_worlds_that_differ_only_in_kit_arms(
+    app, connection, session, readers, recall_control
+):
+    clients, headers = readers
+    pair, paths, scanned = _world(app, session, recall_control)
     # Reads may write (label prints, audit entries): each world is crawled from the same
     # start, and what the crawl wrote is rolled back before the next.
     world = connection.begin_nested()
@@ -319,6 +340,35 @@ def test_no_blinded_user_can_tell_two_worlds_that_differ_only_in_kit_arms(
     answered = {path for (_, path), (status, *_) in before.items() if status == 200}
     # The crawl reached the trial's pages and lists, not only refusals.
     assert {"/", f"/trials/{SEPSIS_TRIAL}", f"/api/v1/trials/{SEPSIS_TRIAL}/kits"} <= answered
+
+
+# What a blinded person learns of kits: the trial's pages and lists, the kits, the subjects,
+# the scans and the bedside. Which lot was recalled may show elsewhere (a lot's own page, to
+# those who may open it); through these it must not.
+# A bedside check's reference is random in each world: its page is judged within a world.
+KIT_FACING = re.compile(r"/trials/|/kits|/subjects|/scan|/bedside|POST /api/v1/scans")
+CHECK_PAGE = re.compile(r"/bedside/(checks/)?[\w-]{16,}$")
+
+
+def test_no_blinded_user_can_tell_which_arm_s_lot_was_recalled_from_the_kits(
+    app, connection, session, readers
+):
+    clients, headers = readers
+    answers = []
+    for recall_control in (True, False):
+        session.commit()  # the session's savepoint must open inside the world, not under it
+        world = connection.begin_nested()
+        _pair, paths, scanned = _world(app, session, recall_control)
+        kit_facing = [p for p in paths if KIT_FACING.search(p) and not CHECK_PAGE.search(p)]
+        answers.append(crawl(clients, headers, kit_facing, scanned))
+        session.rollback()  # the session's own savepoint first, then the world under it
+        world.rollback()
+        session.expire_all()
+    control, active = answers
+    differ = [key for key in control if control[key] != active[key]]
+    assert differ == [], _report(control, active, differ)
+    answered = {path for (_, path), (status, *_) in control.items() if status == 200}
+    assert f"/api/v1/trials/{SEPSIS_TRIAL}/kits" in answered
 
 
 def _report(before, after, differ) -> str:

@@ -9,7 +9,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from app import demo
 from custody.ledger import CustodyEvent
+from custody.shipping import Shipment
+from custody.shipping.shipments import RECEIVING_KINDS
 from labels.payload import shipper_uri
 from lots.base import utcnow
 from tests.worlds.api import scalar
@@ -597,3 +600,77 @@ def test_the_giver_confirms_from_the_shipment_page_and_the_receiver_sees_one_sid
         step = receiver.get(f"/shipments/{sscc}/receive").get_data(as_text=True)
         assert 'data-testid="one-sided-at-receipt"' in step
         assert "Handoff 2 on the taker" in step
+
+
+# Custody paths, walked over every site and every user of the demo: each movement a place or
+# a person that custody does not allow is refused, and nothing moves.
+
+DEMO_PASSWORDS = {user.username: user.password for user in demo.USERS}
+
+
+def _people(api) -> list[dict]:
+    return ok(api("admin", "GET", "/users"))
+
+
+def test_a_shipment_goes_only_to_another_site_that_receives_shipments(api, app):
+    shipping_site = next(u["site"] for u in _people(api) if u["username"] == "manufacturing")
+    receiving = {kind.value for kind in RECEIVING_KINDS}
+    for site in ok(api("admin", "GET", "/sites")):
+        before = scalar(app, select(func.count(Shipment.id)))
+        answer = api(
+            "manufacturing", "POST", "/shipments", {"to_site": site["code"], "hold_time_hours": 48}
+        )
+        allowed = site["kind"] in receiving and site["code"] != shipping_site
+        if allowed:
+            ok(answer, 201)
+        else:
+            refused(answer, 422)
+            assert scalar(app, select(func.count(Shipment.id))) == before, site["code"]
+
+
+def test_only_a_manufacturer_of_the_shipping_site_packs_or_unpacks_its_shipper(api):
+    sscc = created(api, (1,))
+    for person in _people(api):
+        if person["role"] == "manufacturing" and person["site"] == "XSM-SZ":
+            continue
+        packing = api(person["username"], "POST", f"/shipments/{sscc}/vials", {"serials": [v(2)]})
+        unpacking = api(
+            person["username"], "DELETE", f"/shipments/{sscc}/vials", {"serials": [v(1)]}
+        )
+        for answer in (packing, unpacking):
+            assert answer.status_code in {403, 404}, (person["username"], answer.json)
+            assert answer.mimetype == "application/problem+json"
+    serials = [
+        row["serial"] for row in ok(api("manufacturing", "GET", f"/shipments/{sscc}"))["vials"]
+    ]
+    assert serials == [v(1)]  # no refusal packed or unpacked anything
+    ok(api("kit-packer", "POST", f"/shipments/{sscc}/vials", {"serials": [v(2)]}))
+
+
+def test_custody_of_a_shipper_in_transit_passes_only_to_a_courier_or_its_destination(api, app):
+    sscc = shipped(api, (1,))
+    people = _people(api)
+    allowed = {
+        u["username"]
+        for u in people
+        if u["role"] == "courier" or (u["role"] == "pharmacist" and u["site"] == "SYSU3-PH")
+    } - {"courier"}
+    chain_before = len(ok(api("qa", "GET", f"/ledger/chains/shipment:{sscc}")))
+    recorded = []
+    for person in people:
+        name = person["username"]
+        if name in allowed or name == "courier":
+            continue
+        answer = handoff(api, sscc, name, "courier", password=DEMO_PASSWORDS[name])
+        assert answer.status_code in {403, 404, 409}, (name, answer.json)
+        if answer.status_code == 409:  # a custody claim the chain refuses is on the record
+            recorded.append(name)
+    detail = ok(api("qa", "GET", f"/shipments/{sscc}"))
+    chain = ok(api("qa", "GET", f"/ledger/chains/shipment:{sscc}"))
+    assert detail["custodian"]["user"] == "courier"
+    assert [r["taker"] for r in detail["refused_handoffs"]] == recorded
+    assert [e["type"] for e in chain[chain_before:]] == ["HANDOFF_REFUSED"] * len(recorded)
+    assert "amu-pharmacist" in recorded  # a pharmacy other than the destination is refused
+    for index, name in enumerate(sorted(allowed)):  # each allowed taker, on its own shipper
+        other = shipped(api, (2 + index,))
+        ok(handoff(api, other, name, "courier", password=DEMO_PASSWORDS[name]), 201)
