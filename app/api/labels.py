@@ -36,6 +36,7 @@ from custody.shipping import (
     ShipmentStatus,
     can_see_shipment,
     find_shipment,
+    handling_refusals,
     packed_counts,
     vial_states,
     vial_status,
@@ -455,7 +456,24 @@ def _actions(session: Session, user: User, vial: Vial, state: str) -> list[dict[
         actions.append(_action("recall_lot", "POST", "/api/v1/recalls", f"Recall lot {lot.number}"))
     # No observation on a vial: the ledger takes observations on site and product chains
     # only, and a scan offers nothing the API would refuse.
-    return actions
+    return actions + _handling_actions(session, user, vial)
+
+
+def _handling_actions(session: Session, user: User, vial: Vial) -> list[dict[str, str]]:
+    """Store, dispense and thaw, each offered where the step's own rule allows it here."""
+    if not can(user, Permission.VIALS_HANDLE):
+        return []
+    serial, api = vial.serial, "/api/v1/vials"
+    offers = [
+        ("store", "store_vial", f"{api}/store", f"Store vial {serial} (freezer and position)"),
+        ("dispense", "dispense_vial", f"{api}/dispense", f"Send vial {serial} to a ward"),
+        ("thaw", "thaw_vial", f"{api}/{serial}/thaw", f"Thaw vial {serial} now"),
+    ]
+    return [
+        _action(action, "POST", href, label)
+        for step, action, href, label in offers
+        if handling_refusals(session, user, [vial], step)[serial] is None
+    ]
 
 
 def shipper_scan(session: Session, user: User, resolution: Resolution) -> dict[str, Any]:

@@ -9,7 +9,16 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.schemas import Moment, Number, StrictSchema
 from custody.manufacturing import MAX_VIALS
-from custody.shipping import Confirmation, Handoff, Receipt, Shipment, ShipmentStatus
+from custody.shipping import (
+    Confirmation,
+    Handoff,
+    Receipt,
+    Shipment,
+    ShipmentStatus,
+    TemperatureRecord,
+    receipt_complete,
+    reconciled,
+)
 from lots.models import User
 
 SERIAL = fields.String(validate=validate.Length(1, 20))
@@ -167,12 +176,32 @@ class PackedVialSchema(StrictSchema):
     received_at = fields.DateTime(allow_none=True)
 
 
+class TransitRecordSchema(StrictSchema):
+    """Whether the shipper's logger readings cover its transit, where its products
+    require them (the product version's temperature_record_required)."""
+
+    required = fields.Boolean(
+        metadata={"description": "A product packed requires logger readings of the transit."}
+    )
+    covered = fields.Boolean(metadata={"description": "The readings cover sealing to receipt."})
+    missing = fields.Boolean(metadata={"description": "Received without the required record."})
+    first_reading = fields.DateTime(allow_none=True)
+    last_reading = fields.DateTime(allow_none=True)
+    problem = fields.String(allow_none=True)
+
+
 class ReceiptSchema(StrictSchema):
     sscc = fields.String()
     received_by = fields.Nested(PartySchema)
     received_at = fields.DateTime()
     seal_number = fields.String()
     complete = fields.Boolean(
+        metadata={
+            "description": "Reconciled, and the temperature record the products require is "
+            "attached: only then may the vials be dispensed towards a patient."
+        }
+    )
+    reconciled = fields.Boolean(
         metadata={"description": "Everything packed arrived, and nothing else."}
     )
     received = fields.List(fields.String())
@@ -187,6 +216,7 @@ class ReceiptSchema(StrictSchema):
         fields.Integer(),
         metadata={"description": "Handoffs on the taker's word only: no giver confirmed them."},
     )
+    temperature_record = fields.Nested(TransitRecordSchema)
 
 
 class ShipmentSummarySchema(StrictSchema):
@@ -219,6 +249,7 @@ class ShipmentDetailSchema(ShipmentSummarySchema):
     handoffs = fields.List(fields.Nested(HandoffSchema))
     refused_handoffs = fields.List(fields.Nested(RefusedHandoffSchema))
     receipt = fields.Nested(ReceiptSchema, allow_none=True)
+    temperature_record = fields.Nested(TransitRecordSchema)
 
 
 class HandledVialSchema(StrictSchema):
@@ -261,20 +292,34 @@ def handoff_fields(
     }
 
 
-def receipt_fields(sscc: str, receipt: Receipt, one_sided: list[int]) -> dict[str, Any]:
+def receipt_fields(
+    receipt: Receipt, one_sided: list[int], record: TemperatureRecord
+) -> dict[str, Any]:
     found = receipt.reconciliation
     lists = {name: found.get(name, []) for name in ("received", "missing", "extra", "unknown")}
-    elsewhere = found.get("of_another_shipment", {})
     return {
-        "sscc": sscc,
+        "sscc": receipt.shipment.sscc,
         "received_by": party(receipt.received_by),
         "received_at": receipt.received_at,
         "seal_number": receipt.seal_number,
-        "complete": not (lists["missing"] or lists["extra"] or lists["unknown"] or elsewhere),
+        "complete": receipt_complete(receipt, record),
+        "reconciled": reconciled(receipt),
         **lists,
-        "of_another_shipment": elsewhere,
+        "of_another_shipment": found.get("of_another_shipment", {}),
         "event_hash": receipt.event_hash,
         "one_sided_handoffs": one_sided,
+        "temperature_record": record_fields(record),
+    }
+
+
+def record_fields(record: TemperatureRecord) -> dict[str, Any]:
+    return {
+        "required": record.required,
+        "covered": record.covered,
+        "missing": record.missing,
+        "first_reading": record.first_reading,
+        "last_reading": record.last_reading,
+        "problem": record.problem,
     }
 
 

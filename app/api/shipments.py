@@ -34,12 +34,14 @@ from app.api.shipment_schemas import (
     ThawSchema,
     handoff_fields,
     receipt_fields,
+    record_fields,
     shipment_summary,
 )
 from app.auth import ensure_visible, hasher, require_user, requires
 from app.db import get_session
 from app.writes import write
 from custody.shipping import (
+    Receipt,
     Shipment,
     confirm_handoff,
     create_shipment,
@@ -59,6 +61,7 @@ from custody.shipping import (
     ship,
     shipment_handoffs,
     store,
+    temperature_record,
     thaw,
     unpack_vials,
     vial_status,
@@ -253,7 +256,7 @@ class ShipmentReceipt(MethodView):
             remote_addr=_remote(),
             now=clock.now(),
         )
-        return receipt_fields(sscc, receipt, one_sided_handoffs(get_session(), receipt.shipment))
+        return _receipt(get_session(), receipt)
 
 
 @blp.route("/vials/store")
@@ -351,12 +354,16 @@ def _detail(session: Session, shipment: Shipment) -> dict[str, Any]:
         ],
         "handoffs": _handoffs(session, shipment),
         "refused_handoffs": [asdict(refusal) for refusal in refused_handoffs(session, shipment)],
-        "receipt": (
-            receipt_fields(shipment.sscc, receipt, one_sided_handoffs(session, shipment))
-            if receipt
-            else None
-        ),
+        "receipt": _receipt(session, receipt) if receipt else None,
+        "temperature_record": record_fields(temperature_record(session, shipment)),
     }
+
+
+def _receipt(session: Session, receipt: Receipt) -> dict[str, Any]:
+    shipment = receipt.shipment
+    return receipt_fields(
+        receipt, one_sided_handoffs(session, shipment), temperature_record(session, shipment)
+    )
 
 
 def _handoffs(session: Session, shipment: Shipment) -> list[dict[str, Any]]:

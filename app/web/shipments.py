@@ -42,8 +42,10 @@ from custody.shipping import (
     Shipment,
     ShipmentStatus,
     ShipmentVial,
+    TemperatureRecord,
     can_see_shipment,
     confirm_handoff,
+    dispense,
     find_shipment,
     get_visible_shipment,
     handoff_confirmations,
@@ -52,11 +54,15 @@ from custody.shipping import (
     one_sided_handoffs,
     packed,
     packed_counts,
+    receipt_complete,
     receipt_of,
     receive,
     record_handoff,
     refused_handoffs,
     shipment_handoffs,
+    store,
+    temperature_record,
+    thaw,
     visible_shipments,
 )
 from custody.trials import dispense_kits, reader_states, thaw_kit
@@ -125,6 +131,8 @@ class ShipperView:
     hold_until: dt.datetime | None
     hold_exceeded: bool
     receipt: Receipt | None
+    receipt_complete: bool
+    temperature_record: TemperatureRecord
 
 
 @dataclass
@@ -374,6 +382,8 @@ def shipper_view(db: Session, user: User, found: Shipment) -> ShipperView:
     if found.sealed_at is not None:
         hold_until = found.sealed_at + dt.timedelta(hours=found.hold_time_hours)
     ended = found.received_at or now
+    receipt = receipt_of(db, found) if found.status == ShipmentStatus.RECEIVED else None
+    record = temperature_record(db, found)
     return ShipperView(
         shipment=found,
         vials=packed_counts(db, [found])[found.id],
@@ -386,7 +396,9 @@ def shipper_view(db: Session, user: User, found: Shipment) -> ShipperView:
         ),
         hold_until=hold_until,
         hold_exceeded=hold_until is not None and ended > hold_until,
-        receipt=receipt_of(db, found) if found.status == ShipmentStatus.RECEIVED else None,
+        receipt=receipt,
+        receipt_complete=receipt is not None and receipt_complete(receipt, record),
+        temperature_record=record,
     )
 
 
@@ -398,10 +410,10 @@ def _scan_page(user: User, scanned: Scanned | None, state: PageState) -> str:
     view = None
     if scanned is not None and scanned.shipment is not None:
         view = shipper_view(db, user, scanned.shipment)
-    kit_actions = {
+    # The actions the answer offers that this page performs itself, by name.
+    actions = {
         action["action"]: action
         for action in (scanned.answer.get("actions") or [] if scanned is not None else [])
-        if scanned is not None and scanned.answer.get("kind") == "kit"
     }
     return render_template(
         "scan.html",
@@ -410,8 +422,8 @@ def _scan_page(user: User, scanned: Scanned | None, state: PageState) -> str:
         view=view,
         state=state,
         links=_links(scanned),
-        kit_actions=kit_actions,
-        wards=supplied_wards(db, user.site_id) if "dispense_kit" in kit_actions else [],
+        actions=actions,
+        wards=supplied_wards(db, user.site_id) if DISPENSING & actions.keys() else [],
     )
 
 
@@ -420,7 +432,7 @@ def _scan_page(user: User, scanned: Scanned | None, state: PageState) -> str:
 @write
 def kit_thaw(user: User, protocol_id: str, number: str) -> Any:
     """Thaw a kit at the ward, from its scanned label: the post-thaw clock starts."""
-    return _kit_step(user, protocol_id, number, lambda db, now: thaw_kit(
+    return _handling_step(user, "kit", lambda db, now: thaw_kit(
         db, user, protocol_id, number, now=now
     ))  # fmt: skip
 
@@ -431,23 +443,64 @@ def kit_thaw(user: User, protocol_id: str, number: str) -> Any:
 def kit_dispense(user: User, protocol_id: str, number: str) -> Any:
     """Send a kit from the pharmacy to one of the wards it supplies."""
     ward = request.form.get("ward", "").strip()
-    return _kit_step(user, protocol_id, number, lambda db, now: dispense_kits(
+    return _handling_step(user, "kit", lambda db, now: dispense_kits(
         db, user, protocol_id, [number], ward_code=ward, now=now
     ))  # fmt: skip
 
 
-def _kit_step(
-    user: User, protocol_id: str, number: str, step: Callable[[Session, dt.datetime], object]
-) -> Any:
-    """Run a kit's step; back to the kit's scan, with the refusal shown if it was refused."""
+DISPENSING = {"dispense_kit", "dispense_vial"}
+
+
+class StoreForm(PageForm):
+    location = fields.String(required=True, validate=validate.Length(1, 80))
+
+
+class WardForm(PageForm):
+    ward = fields.String(required=True, validate=validate.Length(1, 32))
+
+
+@bp.post("/vials/<serial>/store")
+@signed_in(Permission.VIALS_HANDLE)
+@write
+def vial_store(user: User, serial: str) -> Any:
+    """Put a received vial into this site's storage (freezer and position)."""
+    return _handling_step(user, "vial", lambda db, now: store(
+        db, user, [serial], location=StoreForm().load(request.form.to_dict())["location"], now=now
+    ))  # fmt: skip
+
+
+@bp.post("/vials/<serial>/dispense")
+@signed_in(Permission.VIALS_HANDLE)
+@write
+def vial_dispense(user: User, serial: str) -> Any:
+    """Send a stored vial to one of the wards this pharmacy supplies."""
+    return _handling_step(user, "vial", lambda db, now: dispense(
+        db, user, [serial], ward_code=WardForm().load(request.form.to_dict())["ward"], now=now
+    ))  # fmt: skip
+
+
+@bp.post("/vials/<serial>/thaw")
+@signed_in(Permission.VIALS_HANDLE)
+@write
+def vial_thaw(user: User, serial: str) -> Any:
+    """Thaw a vial where it is: the post-thaw clock starts."""
+    return _handling_step(user, "vial", lambda db, now: thaw(db, user, serial, now=now))
+
+
+def _handling_step(user: User, form: str, step: Callable[[Session, dt.datetime], object]) -> Any:
+    """Run a vial's or kit's step; back to its scan, with the refusal shown if refused."""
     db = get_session()
     code = request.form.get("code", "")[:MAX_SCAN_CHARS]
     try:
         step(db, clock.now())
-    except DomainError as error:
+    except ValidationError as error:
         db.rollback()
+        page = _scan_page(user, look_up(db, user, code), PageState(form, {}, messages(error)))
+        return page, 422
+    except DomainError as error:
+        undo(error)
         page = _scan_page(
-            user, look_up(db, user, code), PageState("kit", {}, [f"{error.title}: {error.detail}"])
+            user, look_up(db, user, code), PageState(form, {}, [f"{error.title}: {error.detail}"])
         )
         return page, error.status
     return redirect(url_for("web.scan", code=code), 303)

@@ -26,6 +26,7 @@ from custody.shipping import (
     ShipmentExcursion,
     ShipmentVial,
     TemperatureReading,
+    covers,
 )
 from custody.trials import (
     Administration,
@@ -572,11 +573,6 @@ def _shipments(
     return [(sscc, shipped, received, kind) for sscc, shipped, received, kind in rows]
 
 
-# A logger reads every few minutes: its first and last readings may miss sealing and
-# receipt by this much and still cover the transit.
-RECORD_SLACK = dt.timedelta(minutes=30)
-
-
 def _uncovered_transit(
     session: Session, vial: ScannedVial, subject: ScannedSubject, *, blinded: bool
 ) -> tuple[str, ...]:
@@ -615,21 +611,8 @@ def _uncovered_transit(
     return tuple(
         sscc
         for sscc, sealed, received, first, last in rows
-        if not _covers(first, last, sealed, received)
+        if not covers(first, last, sealed, received)
     )
-
-
-def _covers(
-    first: dt.datetime | None,
-    last: dt.datetime | None,
-    sealed: dt.datetime | None,
-    received: dt.datetime | None,
-) -> bool:
-    """Whether readings from `first` to `last` cover a transit from sealing to receipt."""
-    if first is None or last is None or received is None:
-        return False
-    starts_in_time = sealed is None or first <= sealed + RECORD_SLACK
-    return starts_in_time and last >= received - RECORD_SLACK
 
 
 def _recall_scope(session: Session, vial: ScannedVial) -> str | None:

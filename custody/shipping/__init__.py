@@ -11,12 +11,15 @@ from custody.shipping.cold_chain import (
     ExcursionStateError,
     ImportResult,
     ReadingsRefusedError,
+    TemperatureRecord,
+    covers,
     dispose_excursion,
     import_readings,
     judged_window,
     plain,
     shipment_excursions,
     shipment_readings,
+    temperature_record,
 )
 from custody.shipping.cold_chain_models import Disposition, ShipmentExcursion, TemperatureReading
 from custody.shipping.handoffs import (
@@ -42,7 +45,18 @@ from custody.shipping.queries import (
     refused_handoffs,
     visible_shipments,
 )
-from custody.shipping.receipt import VialHandlingError, dispense, receipt_of, receive, store, thaw
+from custody.shipping.receipt import (
+    HANDLING,
+    VialHandlingError,
+    dispense,
+    handling_refusals,
+    receipt_complete,
+    receipt_of,
+    receive,
+    reconciled,
+    store,
+    thaw,
+)
 from custody.shipping.rules import HandoffFacts, handoff_refusal
 from custody.shipping.shipments import (
     ShipmentStateError,
@@ -77,6 +91,7 @@ __all__ = [
     "CONFIRM_WITHIN",
     "DESTROY_MEANING",
     "FINAL_STATES",
+    "HANDLING",
     "SIGNING_SITE_KINDS",
     "STATE_AFTER",
     "UNNAMED_LOGGER",
@@ -100,10 +115,12 @@ __all__ = [
     "ShipmentStatus",
     "ShipmentVial",
     "TemperatureReading",
+    "TemperatureRecord",
     "VialHandlingError",
     "VialNotPackableError",
     "can_see_shipment",
     "confirm_handoff",
+    "covers",
     "create_shipment",
     "derive_state",
     "dispense",
@@ -111,6 +128,7 @@ __all__ = [
     "find_excursions",
     "find_shipment",
     "get_visible_shipment",
+    "handling_refusals",
     "handoff_confirmations",
     "handoff_refusal",
     "import_readings",
@@ -124,8 +142,10 @@ __all__ = [
     "parse_readings",
     "parse_zone",
     "plain",
+    "receipt_complete",
     "receipt_of",
     "receive",
+    "reconciled",
     "record_handoff",
     "refused_handoffs",
     "scan_handoff",
@@ -135,6 +155,7 @@ __all__ = [
     "shipment_handoffs",
     "shipment_readings",
     "store",
+    "temperature_record",
     "thaw",
     "unpack_vials",
     "vial_states",

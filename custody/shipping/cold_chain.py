@@ -19,12 +19,12 @@ from decimal import Decimal
 from typing import Final
 
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_events, format_time
 from custody.shipping.cold_chain_models import Disposition, ShipmentExcursion, TemperatureReading
-from custody.shipping.models import Shipment
+from custody.shipping.models import Shipment, ShipmentVial
 from custody.shipping.shipments import ShipmentStateError, get_shipment, packed
 from custody.shipping.temperature import (
     Excursion,
@@ -36,9 +36,9 @@ from custody.shipping.temperature import (
 )
 from custody.shipping.vials import FINAL_STATES, vial_status
 from lots.access import Permission, require
-from lots.batch import Vial
+from lots.batch import Lot, Vial
 from lots.errors import DomainError, InvalidValueError, NotFoundError
-from lots.models import Site, User
+from lots.models import ProductVersion, Site, User
 from lots.signatures import sign
 from lots.time_rules import is_in_the_future
 
@@ -49,6 +49,9 @@ LOGGER_ID_LENGTH: Final = 40
 DECIMALS: Final = 3
 COLDEST: Final = Decimal("-273.15")
 WARMEST: Final = Decimal(1000)
+# A logger reads every few minutes: its first and last readings may miss sealing and
+# receipt by this much and still cover the transit.
+RECORD_SLACK: Final = dt.timedelta(minutes=30)
 USE_MEANING: Final = "Excursion reviewed: the vials may be used"
 DESTROY_MEANING: Final = "Excursion reviewed: the vials are to be destroyed"
 
@@ -115,6 +118,83 @@ def import_readings(
     found = _judge(session, shipment, now)
     recorded = _record_excursions(session, user, shipment, found, now)
     return ImportResult(shipment, len(new), len(readings) - len(new), recorded, event_hash)
+
+
+@dataclass(frozen=True)
+class TemperatureRecord:
+    """A shipper's logger record against its products' policy: whether readings must cover
+    the transit from sealing to receipt, and whether those attached do."""
+
+    sscc: str
+    required: bool
+    first_reading: dt.datetime | None
+    last_reading: dt.datetime | None
+    covered: bool
+    received: bool
+
+    @property
+    def missing(self) -> bool:
+        """Received without the record its products require: no complete receipt, no GO."""
+        return self.required and self.received and not self.covered
+
+    @property
+    def problem(self) -> str | None:
+        """The plain reason the record falls short, or None."""
+        if not self.missing:
+            return None
+        if self.first_reading is None:
+            return (
+                f"No temperature record is attached to shipper {self.sscc}: its product "
+                "requires logger readings covering the transit from sealing to receipt."
+            )
+        return (
+            f"The temperature record of shipper {self.sscc} ({format_time(self.first_reading)}"
+            f" to {format_time(self.last_reading or self.first_reading)}) does not cover the "
+            "transit from sealing to receipt."
+        )
+
+
+def covers(
+    first: dt.datetime | None,
+    last: dt.datetime | None,
+    sealed: dt.datetime | None,
+    received: dt.datetime | None,
+) -> bool:
+    """Whether readings from `first` to `last` cover a transit from sealing to receipt."""
+    if first is None or last is None or received is None:
+        return False
+    starts_in_time = sealed is None or first <= sealed + RECORD_SLACK
+    return starts_in_time and last >= received - RECORD_SLACK
+
+
+def temperature_record(session: Session, shipment: Shipment) -> TemperatureRecord:
+    """The shipper's record: required when any product version of a vial still packed in it
+    requires one (blinded trials' arms agree on the policy, custody.trials.protocols)."""
+    required = session.scalar(
+        select(ShipmentVial.id)
+        .join(Vial, Vial.id == ShipmentVial.vial_id)
+        .join(Lot, Lot.id == Vial.lot_id)
+        .join(ProductVersion, ProductVersion.id == Lot.product_version_id)
+        .where(
+            ShipmentVial.shipment_id == shipment.id,
+            ShipmentVial.unpacked_at.is_(None),
+            ProductVersion.temperature_record_required.is_(True),
+        )
+        .limit(1)
+    )
+    first, last = session.execute(
+        select(func.min(TemperatureReading.at), func.max(TemperatureReading.at)).where(
+            TemperatureReading.shipment_id == shipment.id
+        )
+    ).one()
+    return TemperatureRecord(
+        sscc=shipment.sscc,
+        required=required is not None,
+        first_reading=first,
+        last_reading=last,
+        covered=covers(first, last, shipment.sealed_at, shipment.received_at),
+        received=shipment.received_at is not None,
+    )
 
 
 def judge_shipment(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
+from typing import Final
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from custody.ledger import CustodyEvent, EventDraft, append_event, append_events
-from custody.shipping.cold_chain import judge_shipment
+from custody.shipping.cold_chain import TemperatureRecord, judge_shipment, temperature_record
 from custody.shipping.handoffs import HandoffRefusedError, record_handoff
 from custody.shipping.models import Receipt, Shipment, ShipmentStatus, ShipmentVial
 from custody.shipping.shipments import get_shipment, packed
@@ -39,6 +40,19 @@ class Reconciliation:
     def complete(self) -> bool:
         """Everything packed arrived, and nothing else."""
         return not (self.missing or self.extra or self.of_another_shipment or self.unknown)
+
+
+def reconciled(receipt: Receipt) -> bool:
+    """Whether the receipt found everything packed, and nothing else."""
+    found = receipt.reconciliation
+    names = {item.name for item in fields(Reconciliation)}
+    return Reconciliation(**{name: found[name] for name in names if name in found}).complete
+
+
+def receipt_complete(receipt: Receipt, record: TemperatureRecord) -> bool:
+    """Reconciled, and the temperature record its products require is attached: only then
+    may its vials be dispensed towards a patient."""
+    return reconciled(receipt) and not record.missing
 
 
 class VialHandlingError(DomainError):
@@ -151,7 +165,7 @@ def store(
 ) -> None:
     """Put received vials into the site's storage (a freezer and position)."""
     require(user, Permission.VIALS_HANDLE)
-    vials = _at_my_site(session, user, serials, allowed={"received", "dispensed"})
+    vials = _at_my_site(session, user, serials, step="store")
     _record(session, user, vials, "STORED", {"location": location}, now=now)
 
 
@@ -169,8 +183,34 @@ def dispense(
             f"{ward.name} is not supplied by {user.site.name}: dispense only to the wards "
             "your pharmacy supplies.",
         )
-    vials = _at_my_site(session, user, serials, allowed={"stored"})
+    vials = _at_my_site(session, user, serials, step="dispense")
+    _refuse_without_temperature_record(session, vials)
     _record(session, user, vials, "DISPENSED", {"ward": ward.code}, now=now)
+
+
+def _refuse_without_temperature_record(session: Session, vials: Sequence[Vial]) -> None:
+    """A vial leaves the pharmacy for a patient only once the shipper that brought it has
+    the temperature record its product requires (the reasons name shippers, never vials)."""
+    shipments = session.scalars(
+        select(Shipment)
+        .join(ShipmentVial, ShipmentVial.shipment_id == Shipment.id)
+        .where(
+            ShipmentVial.vial_id.in_([vial.id for vial in vials]),
+            ShipmentVial.unpacked_at.is_(None),
+            Shipment.received_at.is_not(None),
+        )
+        .distinct()
+        .order_by(Shipment.sscc)
+    )
+    problems = [
+        problem
+        for shipment in shipments
+        if (problem := temperature_record(session, shipment).problem) is not None
+    ]
+    if problems:
+        raise VialHandlingError(
+            [*problems, "Attach the logger readings before dispensing these vials."]
+        )
 
 
 def thaw(
@@ -183,7 +223,7 @@ def thaw(
 ) -> dt.datetime:
     """Thaw a vial: the post-thaw clock starts; returns the time by which it must be used."""
     require(user, Permission.VIALS_HANDLE)
-    (vial,) = _at_my_site(session, user, [serial], allowed={"stored", "dispensed"}, thawing=True)
+    (vial,) = _at_my_site(session, user, [serial], step="thaw")
     thawed_at = occurred_at or now
     if is_in_the_future(thawed_at, now):
         # The post-thaw clock would start in the future and the vial look usable for longer.
@@ -275,15 +315,42 @@ def _reconcile(
     return result
 
 
-def _at_my_site(
-    session: Session,
-    user: User,
-    serials: Sequence[str],
-    *,
-    allowed: set[str],
-    thawing: bool = False,
-) -> list[Vial]:
-    """The vials, each where the user is (a thaw happens only where the vial is)."""
+# The states from which each step may handle a vial.
+HANDLING: Final = {
+    "store": frozenset({"received", "dispensed"}),
+    "dispense": frozenset({"stored"}),
+    "thaw": frozenset({"stored", "dispensed"}),
+}
+
+
+def handling_refusals(
+    session: Session, user: User, vials: Sequence[Vial], step: str
+) -> dict[str, str | None]:
+    """Why each vial cannot take this step by this user where it is now, or None when it
+    can (a thaw happens only where the vial is). The scan offers a step on the same rule."""
+    require(user, Permission.VIALS_HANDLE)
+    allowed = HANDLING[step]
+    status = vial_status(session, vials)
+    # A dispensed vial is at its ward; the pharmacy that supplies the ward may take it back.
+    supplied = set(session.scalars(select(Site.code).where(Site.supplied_by_id == user.site_id)))
+    refusals: dict[str, str | None] = {}
+    for vial in vials:
+        state, site = status[vial.serial]
+        returned = state == "dispensed" and site in supplied and "dispensed" in allowed
+        if site != user.site.code and not (returned and step != "thaw"):
+            refusals[vial.serial] = f"{vial.serial} is not at {user.site.name}."
+        elif state not in allowed:
+            refusals[vial.serial] = f"{vial.serial} is {state.replace('_', ' ')}."
+        elif step == "dispense" and not supplied:
+            refusals[vial.serial] = f"{user.site.name} supplies no ward."
+        else:
+            refusals[vial.serial] = None
+    return refusals
+
+
+def _at_my_site(session: Session, user: User, serials: Sequence[str], *, step: str) -> list[Vial]:
+    """The vials, each of which may take this step here, or VialHandlingError naming each
+    that may not."""
     vials = list(
         session.scalars(
             select(Vial).where(Vial.serial.in_(list(serials))).options(selectinload(Vial.lot))
@@ -293,17 +360,8 @@ def _at_my_site(
     unknown = [serial for serial in serials if serial not in found]
     if unknown:
         raise NotFoundError("vial", ", ".join(unknown))
-    status = vial_status(session, vials)
-    # A dispensed vial is at its ward; the pharmacy that supplies the ward may take it back.
-    supplied = set(session.scalars(select(Site.code).where(Site.supplied_by_id == user.site_id)))
-    reasons = []
-    for vial in vials:
-        state, site = status[vial.serial]
-        returned = state == "dispensed" and site in supplied and "dispensed" in allowed
-        if site != user.site.code and not (returned and not thawing):
-            reasons.append(f"{vial.serial} is not at {user.site.name}.")
-        elif state not in allowed:
-            reasons.append(f"{vial.serial} is {state.replace('_', ' ')}.")
+    refusals = handling_refusals(session, user, vials, step)
+    reasons = [reason for reason in refusals.values() if reason]
     if reasons:
         raise VialHandlingError(reasons)
     return vials

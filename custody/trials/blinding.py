@@ -22,7 +22,7 @@ from custody.trials.models import Kit, Trial
 from lots.access import can_see, sees_all_sites
 from lots.batch import Lot, Vial
 from lots.errors import NotFoundError
-from lots.models import User
+from lots.models import Site, User
 
 # What a blinded reader reads as the state of a kit vial in a list.
 BLINDED_KIT_STATE = "in_blinded_kit"
@@ -135,7 +135,9 @@ def reader_states(session: Session, user: User, vials: Sequence[Vial]) -> dict[s
 
 
 def lot_site_ids(session: Session, lot: Lot, *, blinded: bool = False) -> set[int | None]:
-    """Sites a lot touches: where it was made, its QC lab, and wherever its vials have been.
+    """Sites a lot touches: where it was made, its QC lab, wherever its vials have been, and
+    the wards those pharmacies supply (a vial dispensed to a ward is the ward's before its
+    clinician records anything).
 
     With `blinded` (a reader without the unblinded flag), a blinded trial's kit vials do not
     count: a ward seeing the lot because a kit of it was given there would learn the arm."""
@@ -150,5 +152,6 @@ def lot_site_ids(session: Session, lot: Lot, *, blinded: bool = False) -> set[in
             .where(Vial.lot_id == lot.id, Trial.blinded.is_(True))
         )
         statement = statement.where(CustodyEvent.chain.not_in(kit_chains))
-    vial_sites = session.scalars(statement.distinct())
-    return {lot.site_id, lot.qc_site_id, *vial_sites}
+    vial_sites = set(session.scalars(statement.distinct()))
+    wards = session.scalars(select(Site.id).where(Site.supplied_by_id.in_(vial_sites - {None})))
+    return {lot.site_id, lot.qc_site_id, *vial_sites, *wards}

@@ -226,6 +226,7 @@ _PRODUCT_SEEN = {
     "storage_limit_c": "storage limit",
     "storage_condition": "storage condition",
     "post_thaw_window_minutes": "post-thaw window",
+    "temperature_record_required": "temperature record policy",
 }
 
 

@@ -50,7 +50,14 @@ def test_every_offered_action_is_one_the_user_may_take(app, session, auth_header
         refused += _refused(app, session, auth_headers, username, offered)
     assert refused == [], refused
     # The crawl met the actions worth checking, not an empty list.
-    assert {"view_vial", "view_lot", "print_label", "recall_lot", "view_shipment"} <= offered
+    assert {
+        "view_vial",
+        "view_lot",
+        "print_label",
+        "recall_lot",
+        "view_shipment",
+        "thaw_vial",
+    } <= offered
 
 
 def _refused(app, session, auth_headers, username, offered: set[str]) -> list[tuple]:

@@ -458,3 +458,71 @@ def test_the_scan_tile_comes_first_on_a_couriers_home_page(client):
 
     assert page.index('href="/scan"') < page.index('href="/lots"')
     assert TOKEN.search(page)
+
+
+# Storing, dispensing and thawing a vial from its scan
+
+
+@pytest.fixture
+def received(client, sscc, serials, held_by_pharmacist) -> str:
+    """The shipper received by the pharmacist, every vial scanned; the CSRF token."""
+    response = client.post(
+        f"/shipments/{sscc}/receive",
+        data={"csrf_token": held_by_pharmacist, "seal": SEAL, "manifest": "1"},
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return held_by_pharmacist
+
+
+def _step(client, token: str, serial: str, step: str, **form):
+    return client.post(
+        f"/vials/{serial}/{step}", data={"csrf_token": token, "code": serial, **form}
+    )
+
+
+def test_the_pharmacist_stores_dispenses_and_the_clinician_thaws_from_the_scan(
+    client, serials, received, app
+):
+    serial = serials[0]
+    page = scan(client, serial)
+    assert 'data-testid="store-vial"' in page
+    assert 'data-testid="dispense-vial"' not in page  # not stored yet
+    stored = _step(client, received, serial, "store", location="LN2-02 rack C/3")
+    assert stored.status_code == 303
+    assert urlsplit(stored.headers["Location"]).path == "/scan"
+    page = scan(client, serial)
+    assert 'data-testid="vial-state">STORED<' in page
+    assert 'data-testid="dispense-vial"' in page
+    assert 'data-testid="thaw-vial"' in page  # a pharmacy may thaw what it stores
+    assert '<option value="SYSU3-SPINE">' in page  # the wards this pharmacy supplies
+    assert _step(client, received, serial, "dispense", ward="SYSU3-SPINE").status_code == 303
+
+    token = sign_in(client, "clinician")
+    page = scan(client, serial)
+    assert 'data-testid="vial-state">DISPENSED<' in page
+    assert 'data-testid="thaw-vial"' in page
+    assert 'data-testid="store-vial"' in page  # the ward may put it in its own freezer
+    assert _step(client, token, serial, "thaw").status_code == 303
+    with app.extensions["celltrail.db"].sessions() as db:
+        types = [event.event_type for event in chain_events(db, f"vial:{serial}")]
+    assert types[-3:] == ["STORED", "DISPENSED", "THAWED"]
+
+
+def test_a_vial_step_that_custody_does_not_allow_is_refused_on_the_page(
+    client, serials, received, app
+):
+    serial = serials[0]
+    with app.extensions["celltrail.db"].sessions() as db:
+        before = len(chain_events(db, f"vial:{serial}"))
+    refused = _step(client, received, serial, "dispense", ward="SYSU3-SPINE")  # not stored
+    assert refused.status_code == 409
+    assert f"{serial} is received." in refused.get_data(as_text=True)
+    blank = _step(client, received, serial, "store", location="  ")
+    assert blank.status_code == 422
+    assert "Location" in blank.get_data(as_text=True)
+    token = sign_in(client, "amu-clinician")  # another hospital's ward
+    assert 'data-testid="thaw-vial"' not in scan(client, serial)
+    elsewhere = _step(client, token, serial, "thaw")
+    assert elsewhere.status_code in {404, 409}
+    with app.extensions["celltrail.db"].sessions() as db:
+        assert len(chain_events(db, f"vial:{serial}")) == before  # nothing was recorded

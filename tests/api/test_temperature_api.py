@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
 
 from custody.shipping import packed, ship, vial_states
 from lots.accounts import get_user
-from tests.worlds.shipping import AFTER_READINGS, PASSWORDS, sample, sealed_shipment
+from tests.worlds.bedside import (
+    receive_at_pharmacy,
+    released_lot,
+    ship_to_pharmacy,
+    temperature_record_policy,
+)
+from tests.worlds.pages import sign_in
+from tests.worlds.shipping import AFTER_READINGS, PASSWORDS, readings_csv, sample, sealed_shipment
 
 READINGS_JSON = {
     "logger_id": "DL-0042-7",
@@ -242,3 +250,87 @@ def test_a_disposition_names_a_known_decision(client, auth_headers, shipment, ex
 
     assert response.status_code == 422
     assert "decision" in response.json["errors"]
+
+
+# A product whose version requires a temperature record of every transit
+
+
+def test_a_receipt_without_the_required_record_is_not_complete_and_nothing_is_dispensed(
+    client, auth_headers, session
+):
+    temperature_record_policy(session, required=True)
+    released_lot(session, "XS228-LOG-02", vials=1)
+    serial = "XS228-LOG-02-V0001"
+    shipment = ship_to_pharmacy(session, [serial])
+    session.commit()
+    pharmacist = auth_headers("pharmacist")
+    taken = client.post(
+        url(shipment, "handoffs"),
+        headers=pharmacist,
+        json={"giver": "courier2", "password": PASSWORDS["pharmacist"]},
+    )
+    assert taken.status_code == 201, taken.json
+    sign_in(client, "pharmacist")
+    step = client.get(f"/shipments/{shipment.sscc}/receive").get_data(as_text=True)
+    assert 'data-testid="temperature-record-required"' in step  # warned before receiving
+    receipt = client.post(
+        url(shipment, "receipt"),
+        headers=pharmacist,
+        json={"seal_number": shipment.seal_number, "serials": [serial]},
+    )
+    assert receipt.status_code == 201, receipt.json
+    record = receipt.json["temperature_record"]
+    assert (receipt.json["complete"], receipt.json["reconciled"]) == (False, True)
+    assert (record["required"], record["covered"], record["missing"]) == (True, False, True)
+    assert record["problem"] == (
+        f"No temperature record is attached to shipper {shipment.sscc}: its product requires "
+        "logger readings covering the transit from sealing to receipt."
+    )
+    stored = client.post(
+        "/api/v1/vials/store", headers=pharmacist, json={"serials": [serial], "location": "LN2"}
+    )
+    assert stored.status_code == 200, stored.json  # the cells go into the freezer at once
+    body = {"serials": [serial], "ward": "SYSU3-SPINE"}
+    refused = client.post("/api/v1/vials/dispense", headers=pharmacist, json=body)
+    assert refused.status_code == 409
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["detail"] == (
+        f"{record['problem']} Attach the logger readings before dispensing these vials."
+    )
+    page = client.get(f"/shipments/{shipment.sscc}").get_data(as_text=True)
+    assert 'data-testid="temperature-record-missing"' in page
+    assert "Received with discrepancies" in page
+
+    start = (shipment.sealed_at - dt.timedelta(minutes=10)).replace(microsecond=0)
+    readings = readings_csv(start, ["-180.0"] * 11, minutes=1)  # up to sealing, in the past
+    attached = client.post(
+        url(shipment),
+        headers=auth_headers("courier2"),
+        data={"file": (io.BytesIO(readings.encode()), "logger.csv")},
+        content_type="multipart/form-data",
+    )
+    assert attached.status_code == 201, attached.json
+    detail = client.get(url(shipment, "")[:-1], headers=pharmacist).json
+    assert detail["receipt"]["complete"] is True
+    assert detail["temperature_record"]["covered"] is True
+    assert detail["temperature_record"]["problem"] is None
+    page = client.get(f"/shipments/{shipment.sscc}").get_data(as_text=True)
+    assert 'data-testid="temperature-record-missing"' not in page
+    assert "Received complete" in page
+    dispensed = client.post("/api/v1/vials/dispense", headers=pharmacist, json=body)
+    assert dispensed.status_code == 200, dispensed.json
+
+
+def test_a_shipper_without_the_policy_needs_no_record(client, auth_headers, session):
+    temperature_record_policy(session, required=False)
+    released_lot(session, "XS228-LOG-03", vials=1)
+    shipment = ship_to_pharmacy(session, ["XS228-LOG-03-V0001"])
+    receive_at_pharmacy(session, shipment)
+    session.commit()
+    detail = client.get(url(shipment, "")[:-1], headers=auth_headers("pharmacist")).json
+    record = detail["temperature_record"]
+    assert (record["required"], record["missing"], detail["receipt"]["complete"]) == (
+        False,
+        False,
+        True,
+    )

@@ -55,6 +55,7 @@ from labels.payload import subject_uri, vial_uri
 from lots.accounts import get_site, get_user, password_hasher
 from lots.base import utcnow
 from lots.batch import Lot, Vial
+from lots.products import SPEC_FIELDS, VERSIONED_FIELDS, add_product_version, get_product
 from tests.worlds.config import TEST_CONFIG, TEST_LABEL_KEYS
 from tests.worlds.shipping import PASSWORDS
 
@@ -310,3 +311,22 @@ def spare_vial(session: Session) -> str:
 def failed(bedside: BedsideCheck) -> dict[str, str]:
     """The failed checks of a stored check, name → sentence."""
     return {c["name"]: c["sentence"] for c in bedside.checks if not c["passed"]}
+
+
+def temperature_record_policy(session: Session, *, required: bool, code: str = "XS228") -> None:
+    """A new version of the product, as its current one but with this logger policy: lots
+    made from now on require (or not) a temperature record of every transit."""
+    current = get_product(session, code).current
+    add_product_version(
+        session,
+        actor="qa",
+        code=code,
+        version={
+            **{field: getattr(current, field) for field in VERSIONED_FIELDS},
+            "temperature_record_required": required,
+        },
+        specification=[
+            {field: getattr(line, field) for field in SPEC_FIELDS} for line in current.specification
+        ],
+        change_reason="Logger coverage policy for every transit (QA).",
+    )

@@ -9,12 +9,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from custody.shipping import dispense, import_readings, store, thaw
+from custody.shipping import VialHandlingError, dispense, import_readings, store, thaw
 from custody.trials import allocate_vial, enrol_subject
 from lots.accounts import get_user
 from lots.base import utcnow
 from lots.batch import Vial
-from lots.products import SPEC_FIELDS, VERSIONED_FIELDS, add_product_version, get_product
 from tests.worlds.bedside import (
     TRIAL,
     WARD,
@@ -23,6 +22,7 @@ from tests.worlds.bedside import (
     receive_at_pharmacy,
     released_lot,
     ship_to_pharmacy,
+    temperature_record_policy,
     wristband,
 )
 from tests.worlds.shipping import readings_csv
@@ -31,31 +31,17 @@ LOT = "XS228-LOG-01"
 CODE = "LOG-001"
 
 
-def _policy(session, *, required: bool) -> None:
-    current = get_product(session, "XS228").current
-    add_product_version(
-        session,
-        actor="qa",
-        code="XS228",
-        version={
-            **{field: getattr(current, field) for field in VERSIONED_FIELDS},
-            "temperature_record_required": required,
-        },
-        specification=[
-            {field: getattr(line, field) for field in SPEC_FIELDS} for line in current.specification
-        ],
-        change_reason="Logger coverage policy for every transit (QA).",
-    )
-
-
-def _at_the_bedside(session, *, readings: list[str] | None):
+def _at_the_bedside(
+    session, *, readings: list[str] | None, dispensed: bool = True, lead_minutes: int = 15
+):
     """A vial of a new lot shipped (with these logger readings, if any), received, stored,
-    allocated to a new subject, dispensed and thawed; the bedside check of it."""
+    allocated to a new subject, dispensed and thawed (or thawed in the pharmacy, not
+    dispensed); the bedside check of it."""
     released_lot(session, LOT, vials=1)
     serial = session.scalar(select(Vial.serial).where(Vial.serial.like(f"{LOT}-%")))
     shipment = ship_to_pharmacy(session, [serial])
     if readings:
-        start = (shipment.sealed_at - dt.timedelta(minutes=15)).replace(microsecond=0)
+        start = (shipment.sealed_at - dt.timedelta(minutes=lead_minutes)).replace(microsecond=0)
         import_readings(
             session,
             get_user(session, "courier2"),
@@ -71,25 +57,45 @@ def _at_the_bedside(session, *, readings: list[str] | None):
     )  # fmt: skip
     allocate_vial(session, pharmacist, TRIAL, CODE, 1, serial)
     store(session, pharmacist, [serial], location="LN2 dewar 2", now=utcnow())
-    dispense(session, pharmacist, [serial], ward_code=WARD, now=utcnow())
-    thaw(session, get_user(session, "clinician"), serial, now=utcnow())
+    if dispensed:
+        dispense(session, pharmacist, [serial], ward_code=WARD, now=utcnow())
+        thaw(session, get_user(session, "clinician"), serial, now=utcnow())
     return check(session, serial=serial, band=wristband(CODE))
 
 
 def test_without_a_logger_record_a_product_that_requires_one_is_no_go(session):
-    _policy(session, required=True)
-    bedside = _at_the_bedside(session, readings=None)
+    temperature_record_policy(session, required=True)
+    bedside = _at_the_bedside(session, readings=None, dispensed=False)
     assert bedside.outcome == "NO-GO"
     assert "No temperature record covers shipper" in failed(bedside)["cold_chain"]
 
 
+def test_without_a_logger_record_the_pharmacy_cannot_dispense_the_vial(session):
+    temperature_record_policy(session, required=True)
+    with pytest.raises(VialHandlingError) as refused:
+        _at_the_bedside(session, readings=None)
+    assert refused.value.detail.startswith("No temperature record is attached to shipper ")
+    assert refused.value.detail.endswith(
+        "Attach the logger readings before dispensing these vials."
+    )
+    assert LOT not in refused.value.detail  # it names the shipper, never the vial or its lot
+
+
+def test_readings_that_stop_before_receipt_do_not_cover_the_transit(session):
+    temperature_record_policy(session, required=True)
+    with pytest.raises(VialHandlingError) as refused:
+        # Three minutes of readings, two hours before sealing: the transit is not covered.
+        _at_the_bedside(session, readings=["-180.0"] * 3, lead_minutes=120)
+    assert "does not cover the transit from sealing to receipt" in refused.value.detail
+
+
 def test_with_readings_covering_the_transit_it_is_go(session):
-    _policy(session, required=True)
+    temperature_record_policy(session, required=True)
     bedside = _at_the_bedside(session, readings=["-180.0"] * 20)
     assert (bedside.outcome, failed(bedside)) == ("GO", {})
 
 
 @pytest.mark.parametrize("readings", [None, ["-180.0"] * 20])
 def test_a_product_without_the_policy_is_judged_as_before(session, readings):
-    _policy(session, required=False)
+    temperature_record_policy(session, required=False)
     assert _at_the_bedside(session, readings=readings).outcome == "GO"

@@ -1,13 +1,15 @@
 """No false GO, over random worlds: subjects of two trials whose codes collide, vials
 allocated to anyone or no one, lots of every status (exceptional releases naming any
 trial and code), expiry dates either side of local midnight in three time zones, custody
-received at either pharmacy (or none), thaws early and late, excursions, withdrawals.
+received at either pharmacy (or none), thaws early and late, excursions, transits without
+the temperature record their product requires, withdrawals.
 
 The invariant: GO implies the wristband's subject is the very subject (by id) the vial is
 allocated to, the lot is released (or exceptionally released for this subject's trial and
 code together), in date on the local calendar of the site, not recalled, received by the
-pharmacy that supplies this ward, thawed within its window, with no open excursion, and the
-subject not withdrawn. And the converse, so the test fails in both directions: a world where
+pharmacy that supplies this ward, thawed within its window, with no open excursion, every
+transit covered by a temperature record where the product requires one, and the subject not
+withdrawn. And the converse, so the test fails in both directions: a world where
 all of that holds is GO.
 """
 
@@ -68,6 +70,8 @@ DOMAINS: dict[str, st.SearchStrategy[Any]] = {
     "thawed": st.sampled_from([None, 5, WINDOW - 1, WINDOW + 30]),
     "excursions": st.sets(st.sampled_from(["temperature", "hold_time", "gap"])).map(tuple),
     "withdrawn": st.booleans(),
+    # Received shippers whose required temperature record does not cover the transit.
+    "uncovered": st.sets(st.sampled_from(["SSCC-1", "SSCC-2"])).map(lambda s: tuple(sorted(s))),
 }
 
 
@@ -92,6 +96,7 @@ def worlds(draw: Any) -> dict[str, Any]:
         "thawed": 5,
         "excursions": (),
         "withdrawn": False,
+        "uncovered": (),
     }
     # Up to three facts anywhere in their domain: single faults, pairs that might mask
     # each other, and worlds that are still allowed.
@@ -123,6 +128,7 @@ def facts_of(world: dict[str, Any]) -> BedsideFacts:
         recall_scope="lot:L-1" if world["status"] == "recalled" else None,
         expires_on=today + dt.timedelta(days=world["expires_in_days"]),
         open_excursions=world["excursions"],
+        uncovered_transit=world.get("uncovered", ()),
         events=_events(world["now"], world["received_at"], world["thawed"]),
         places=frozenset({WARD, *PHARMACIES}),
         pharmacy=world["pharmacy"],
@@ -153,6 +159,7 @@ def may_be_given(world: dict[str, Any]) -> bool:
         and world["thawed"] is not None
         and world["thawed"] <= WINDOW
         and not world["excursions"]
+        and not world.get("uncovered")
         and not world["withdrawn"]
     )
 

@@ -1,5 +1,6 @@
 """A blinded trial's arms must look alike to blinded staff: any difference in route, dose
-volume, number of doses, or the products' route, storage and post-thaw window is named."""
+volume, number of doses, or the products' route, storage, post-thaw window and temperature
+record policy (which the receipt and the bedside show) is named."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ PRODUCT = {
     "storage_limit_c": Decimal("-150.0"),
     "storage_condition": "Vapour phase of liquid nitrogen",
     "post_thaw_window_minutes": 60,
+    "temperature_record_required": False,
 }
 OTHER = {
     "route": "intrathecal",
@@ -26,6 +28,7 @@ OTHER = {
     "storage_limit_c": Decimal("-80.0"),
     "storage_condition": "Freezer",
     "post_thaw_window_minutes": 240,
+    "temperature_record_required": True,
 }
 SEEN = {
     "route": "route",
@@ -37,6 +40,7 @@ PRODUCT_SEEN = {
     "storage_limit_c": "storage limit",
     "storage_condition": "storage condition",
     "post_thaw_window_minutes": "post-thaw window",
+    "temperature_record_required": "temperature record policy",
 }
 
 
