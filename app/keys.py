@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
 from custody.ledger import CheckpointKeyMissingError, key_id, load_private_key, load_public_key
+from custody.manufacturing import label_generations
 from labels.keys import LabelKey, parse_label_keys
+from labels.resolution import Resolution
+from labels.resolve import resolve
 from lots.errors import DomainError
 
 
@@ -43,3 +47,14 @@ class LabelKeysMissingError(DomainError):
 
     def __init__(self) -> None:
         super().__init__("No label keys are configured; set CELLTRAIL_LABEL_KEYS.")
+
+
+def resolve_scan(session: Session, text: str) -> Resolution:
+    """What a scanned or typed code is, checked against this service's public address, its
+    trusted label keys and the vials' label prints (a replaced label reads as superseded)."""
+    return resolve(
+        text,
+        base=str(current_app.config["PUBLIC_URL"]),
+        keys=label_keys(),
+        printed=label_generations(session),
+    )

@@ -82,9 +82,17 @@ def key_ring(keys: Iterable[LabelKey]) -> Mapping[str, LabelKey]:
     return {key.key_id: key for key in keys}
 
 
-def authentication_code(key: LabelKey, origin: str, elements: Mapping[str, str]) -> str:
-    """The `ac` value: key id, a dot, and the truncated MAC of the code's canonical form."""
-    digest = hmac.new(key.secret, _message(key.key_id, origin, elements), hashlib.sha256)
+def authentication_code(
+    key: LabelKey, origin: str, elements: Mapping[str, str], *, generation: int = 1
+) -> str:
+    """The `ac` value: key id, a dot, and the truncated MAC of the code's canonical form.
+
+    `generation` numbers the prints of one item's label: a reprint signs the next one, so the
+    label it replaced no longer matches the live generation (and scans as superseded). The
+    payload does not carry it: the verifier tries the generations the records hold.
+    """
+    message = _message(key.key_id, origin, elements, generation)
+    digest = hmac.new(key.secret, message, hashlib.sha256)
     mac = base64.b32encode(digest.digest()[:MAC_BYTES]).decode("ascii").rstrip("=")
     return f"{key.key_id}.{mac}"
 
@@ -100,10 +108,16 @@ def codes_match(expected: str, presented: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), presented.encode("ascii", "replace"))
 
 
-def _message(key_id: str, origin: str, elements: Mapping[str, str]) -> bytes:
+def _message(key_id: str, origin: str, elements: Mapping[str, str], generation: int) -> bytes:
     # One element per line, `key=value`, sorted by key: GS1 values cannot contain a newline,
     # so two different codes never share a canonical form. The origin (host and path prefix,
     # case-folded host) is covered so a copied code moved to another address fails; the
     # scheme is not, because http and https name the same label.
+    # The first print signs exactly what labels signed before reprints had generations, so
+    # every label printed then still verifies; later generations add one line.
     lines = [_DOMAIN.decode(), key_id, origin, *(f"{k}={v}" for k, v in sorted(elements.items()))]
+    if generation < 1:
+        raise ValueError(f"A label generation counts from 1, not {generation}.")
+    if generation > 1:
+        lines.append(f"generation={generation}")
     return "\n".join(lines).encode("utf-8")

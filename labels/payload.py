@@ -28,8 +28,18 @@ class InvalidIdentifierError(ValueError):
         self.reason = reason
 
 
-def vial_uri(*, base: str, gtin: str, lot: str, serial: str, expiry: dt.date, key: LabelKey) -> str:
-    """`{base}/01/{GTIN-14}/10/{lot}/21/{serial}?17={YYMMDD}&ac={key id}.{MAC}`."""
+def vial_uri(
+    *,
+    base: str,
+    gtin: str,
+    lot: str,
+    serial: str,
+    expiry: dt.date,
+    key: LabelKey,
+    generation: int = 1,
+) -> str:
+    """`{base}/01/{GTIN-14}/10/{lot}/21/{serial}?17={YYMMDD}&ac={key id}.{MAC}`; the MAC also
+    covers which print of the vial's label this is (`generation`, 1 for the first)."""
     elements = {
         "01": gtin14(gtin),
         "10": _ai82("lot", lot),
@@ -37,7 +47,7 @@ def vial_uri(*, base: str, gtin: str, lot: str, serial: str, expiry: dt.date, ke
         "17": f"{expiry:%y%m%d}",
     }
     path = f"/01/{elements['01']}/10/{_escape(lot)}/21/{_escape(serial)}"
-    return _signed(base, path, {"17": elements["17"]}, elements, key)
+    return _signed(base, path, {"17": elements["17"]}, elements, key, generation=generation)
 
 
 def shipper_uri(*, base: str, sscc: str, key: LabelKey) -> str:
@@ -128,10 +138,16 @@ def check_base(base: str) -> str:
 
 
 def _signed(
-    base: str, path: str, query: dict[str, str], elements: dict[str, str], key: LabelKey
+    base: str,
+    path: str,
+    query: dict[str, str],
+    elements: dict[str, str],
+    key: LabelKey,
+    *,
+    generation: int = 1,
 ) -> str:
     root = check_base(base)
-    code = authentication_code(key, origin_of(root), elements)
+    code = authentication_code(key, origin_of(root), elements, generation=generation)
     params = [f"{name}={_escape(value)}" for name, value in query.items()]
     return f"{root}{path}?{'&'.join([*params, f'{AUTH_PARAMETER}={code}'])}"
 

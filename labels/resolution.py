@@ -24,6 +24,7 @@ class Authentication(StrEnum):
     MISSING = "missing"
     WRONG = "wrong"
     UNKNOWN_KEY = "unknown_key"
+    SUPERSEDED = "superseded"  # authentic, but a reprint replaced this label
     NOT_CHECKED = "not_checked"  # the code could not be read far enough to check it
 
 
@@ -48,6 +49,7 @@ class Problem(StrEnum):
     AUTHENTICATION_WRONG = "authentication_wrong"
     AUTHENTICATION_UNKNOWN_KEY = "authentication_unknown_key"
     AUTHENTICATION_MISSING = "authentication_missing"
+    LABEL_SUPERSEDED = "label_superseded"
     UNKNOWN_IDENTIFIER = "unknown_identifier"
     GTIN_NOT_THE_VIALS_PRODUCT = "gtin_not_the_vials_product"
     SERIAL_NOT_IN_LOT = "serial_not_in_lot"
@@ -70,6 +72,9 @@ _SENTENCES = {
     "celltrail does not trust (retired or never issued). Quarantine the item and tell QA.",
     Problem.AUTHENTICATION_MISSING: "This link is on celltrail's address but has no "
     "authentication code, which every celltrail label carries: treat it as forged.",
+    Problem.LABEL_SUPERSEDED: "Superseded label — use the reprint: this is print {generation} "
+    "of the label of {identifier}, which a reprint replaced. Do not use this label; destroy it "
+    "and scan the vial's current label.",
     Problem.UNKNOWN_IDENTIFIER: "celltrail has no record of {identifier}.",
     Problem.GTIN_NOT_THE_VIALS_PRODUCT: "The GTIN {gtin} is not the product of vial {serial}.",
     Problem.SERIAL_NOT_IN_LOT: "Vial {serial} does not belong to lot {lot}.",
@@ -98,6 +103,7 @@ class Resolution:
     subject_code: str | None = None
     trial: str | None = None
     key_id: str | None = None
+    generation: int | None = None  # which print of the item's label the code was signed for
 
     @property
     def refused(self) -> bool:
@@ -123,6 +129,7 @@ def describe(problem: Problem, resolution: Resolution | None = None, **facts: ob
             "sscc": resolution.sscc,
             "gsrn": resolution.gsrn,
             "key_id": resolution.key_id,
+            "generation": resolution.generation,
             "identifier": resolution.serial or resolution.sscc or resolution.gsrn,
             "detail": "",
         }

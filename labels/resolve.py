@@ -34,15 +34,28 @@ class _Read:
     on_our_base: bool | None = None
     authentication: Authentication = Authentication.MISSING
     key_id: str | None = None
+    generation: int | None = None
 
 
-def resolve(text: str, *, base: str, keys: Iterable[LabelKey]) -> Resolution:
+# How many labels have been printed for the item with this serial (AI 21): the generation of
+# its live label, the newest. 1 when none was recorded (a label's first print).
+Printed = Callable[[str], int]
+
+
+def first_print(_serial: str) -> int:
+    """For codes of items whose labels are never reprinted (or before any record exists)."""
+    return 1
+
+
+def resolve(text: str, *, base: str, keys: Iterable[LabelKey], printed: Printed) -> Resolution:
     """What `text` (a URI, element string, `(01)…` form or typed serial) identifies.
 
-    Never raises for bad input: every failure is a `Resolution` with a problem and a sentence.
+    `printed` tells the live label generation of a serial, so that a label a reprint replaced
+    reads as superseded. Never raises for bad input: every failure is a `Resolution` with a
+    problem and a sentence.
     """
     try:
-        read = _read(text.strip(), base, key_ring(keys))  # wedge scanners end with CR/LF
+        read = _read(text.strip(), base, key_ring(keys), printed)  # wedge scanners end with CR/LF
     except _RefusedError as error:
         return Resolution(
             text=text,
@@ -70,7 +83,7 @@ class _RefusedError(Exception):
         self.detail = detail
 
 
-def _read(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read | str:
+def _read(raw: str, base: str, keys: Mapping[str, LabelKey], printed: Printed) -> _Read | str:
     """What was read, or the stripped text when it can only be a hand-typed serial."""
     symbology = None
     if raw.startswith("]"):
@@ -90,7 +103,7 @@ def _read(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read | str:
                 Problem.UNREADABLE,
                 f"the web address is broken by {name[raw[broken - 1]]} at character {broken}.",
             )
-        return _read_uri(raw, base, keys)
+        return _read_uri(raw, base, keys, printed)
     if raw.startswith("("):
         return _from_message(_biip(GS1Message.parse_hri, raw), Source.HUMAN_READABLE)
     if symbology is not None or GS in raw or len(raw) > 20:
@@ -102,7 +115,7 @@ def _read(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read | str:
     return raw
 
 
-def _read_uri(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read:
+def _read_uri(raw: str, base: str, keys: Mapping[str, LabelKey], printed: Printed) -> _Read:
     try:
         parts = urlsplit(raw)
     except ValueError as error:  # e.g. an unbalanced "[" read as an IPv6 host
@@ -115,9 +128,13 @@ def _read_uri(raw: str, base: str, keys: Mapping[str, LabelKey]) -> _Read:
         read = _from_elements(link.element_strings, Source.DIGITAL_LINK)
         prefix = segments[: segments.index(link.element_strings[0].ai.ai)]
     origin = parts.netloc.lower() + "/".join(unquote(segment) for segment in prefix)
-    verdict, key_id = _authenticate(parts.query, origin, read.elements, keys)
+    verdict, key_id, generation = _authenticate(parts.query, origin, read.elements, keys, printed)
     return replace(
-        read, on_our_base=origin == origin_of(base), authentication=verdict, key_id=key_id
+        read,
+        on_our_base=origin == origin_of(base),
+        authentication=verdict,
+        key_id=key_id,
+        generation=generation,
     )
 
 
@@ -134,22 +151,31 @@ def _subject_link(segments: list[str], query: str) -> _Read:
 
 
 def _authenticate(
-    query: str, origin: str, elements: Mapping[str, str], keys: Mapping[str, LabelKey]
-) -> tuple[Authentication, str | None]:
+    query: str,
+    origin: str,
+    elements: Mapping[str, str],
+    keys: Mapping[str, LabelKey],
+    printed: Printed,
+) -> tuple[Authentication, str | None, int | None]:
+    """The verdict, the key id and the label generation the code was signed for."""
     presented = parse_qs(query, keep_blank_values=True).get(AUTH_PARAMETER)
     if not presented:
-        return Authentication.MISSING, None
+        return Authentication.MISSING, None, None
     split = split_code(presented[-1])
     if split is None:
-        return Authentication.WRONG, None
+        return Authentication.WRONG, None, None
     key_id = split[0]
     key = keys.get(key_id)
     if key is None:
-        return Authentication.UNKNOWN_KEY, key_id
-    expected = authentication_code(key, origin, elements)
-    return (
-        Authentication.VALID if codes_match(expected, presented[-1]) else Authentication.WRONG
-    ), key_id
+        return Authentication.UNKNOWN_KEY, key_id, None
+    # Only an item's own serial has reprints: the live generation first, then each older one.
+    live = max(1, printed(elements["21"])) if "21" in elements else 1
+    for generation in range(live, 0, -1):
+        expected = authentication_code(key, origin, elements, generation=generation)
+        if codes_match(expected, presented[-1]):
+            verdict = Authentication.VALID if generation == live else Authentication.SUPERSEDED
+            return verdict, key_id, generation
+    return Authentication.WRONG, key_id, None
 
 
 def _from_message(message: GS1Message, source: Source) -> _Read:
@@ -188,6 +214,7 @@ def _judge(text: str, read: _Read) -> Resolution:
         subject_code=e.get(SUBJECT_SEGMENT),
         trial=e.get("7240"),
         key_id=read.key_id,
+        generation=read.generation,
     )
     problem = _code_problem(resolution, read)
     if problem is not None:
@@ -220,6 +247,8 @@ def _trust_problem(read: _Read) -> Problem | None:
             return Problem.AUTHENTICATION_WRONG
         case Authentication.UNKNOWN_KEY:
             return Problem.AUTHENTICATION_UNKNOWN_KEY
+        case Authentication.SUPERSEDED:
+            return Problem.LABEL_SUPERSEDED
         case Authentication.MISSING if read.on_our_base:
             return Problem.AUTHENTICATION_MISSING
     return None

@@ -20,7 +20,7 @@ from app.api.lot_schemas import TEXT
 from app.api.schemas import StrictSchema
 from app.auth import require_user, requires
 from app.db import get_session
-from app.keys import label_keys
+from app.keys import label_keys, resolve_scan
 from app.writes import write
 from custody.manufacturing import (
     MAX_VIALS,
@@ -56,7 +56,6 @@ from custody.trials import (
 from labels.payload import InvalidIdentifierError, has_check_digit
 from labels.render import Format, LabelTooSmallError, Layout
 from labels.resolution import Kind, Problem, Resolution
-from labels.resolve import resolve
 from lots.access import Permission, can, can_see
 from lots.base import utcnow
 from lots.batch import LotStatus, Vial
@@ -342,7 +341,7 @@ class Scans(MethodView):
         shipment's status and custodian, and taking custody or receiving where you may.
         """
         session, user = get_session(), require_user()
-        resolution = resolve(data["code"], base=current_app.config["PUBLIC_URL"], keys=label_keys())
+        resolution = resolve_scan(session, data["code"])
         if resolution.refused:
             return scan_answer(resolution)
         match resolution.kind:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import get_session
-from app.keys import label_keys
+from app.keys import label_keys, resolve_scan
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
 from app.web.lots import PageState, refused, render_lot, visible_lot
@@ -25,7 +25,6 @@ from custody.shipping import BLOCKING_LOT_STATUSES, vial_states
 from custody.trials import get_visible_vial, hides_kit_vial, visible_lot_site_ids
 from labels.render import ZPL_DPI, Format, Layout
 from labels.resolution import Kind, Problem, Resolution
-from labels.resolve import resolve
 from lots.access import Permission, can_see
 from lots.base import utcnow
 from lots.batch import Lot, Vial
@@ -121,7 +120,7 @@ def shipper_link(user: User, sscc: str) -> Any:
 
 
 def _resolve_request() -> Resolution:
-    return resolve(_link_as_printed(), base=_public_url(), keys=label_keys())
+    return resolve_scan(get_session(), _link_as_printed())
 
 
 def _link_as_printed() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import zxingcpp
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from marshmallow import ValidationError, fields, validate
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
@@ -31,7 +31,7 @@ from app.api.labels import (
 )
 from app.auth import hasher
 from app.db import get_session
-from app.keys import label_keys
+from app.keys import resolve_scan
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
 from app.writes import undo, write
@@ -67,7 +67,6 @@ from custody.shipping import (
 )
 from custody.trials import dispense_kits, reader_states, thaw_kit
 from labels.resolution import Kind, Problem
-from labels.resolve import resolve
 from lots.access import Permission, can
 from lots.accounts import supplied_wards
 from lots.batch import Vial
@@ -179,7 +178,7 @@ def scan_image(user: User) -> Any:
 def look_up(db: Session, user: User, text: str) -> Scanned:
     """What a scanned or typed code is, as POST /api/v1/scans answers it, with the shipment
     behind a shipper's code (or the shipper a scanned vial is in)."""
-    resolution = resolve(text, base=_public_url(), keys=label_keys())
+    resolution = resolve_scan(db, text)
     if resolution.refused:
         return Scanned(text, scan_answer(resolution))
     if (kit := kit_answer(db, user, resolution)) is not None:
@@ -547,7 +546,7 @@ def _serials(text: str | None) -> list[str]:
         raise ValidationError("Scan each vial, or accept the manifest.", "vials")
     serials, problems = [], []
     for number, line in enumerate(lines, start=1):
-        resolution = resolve(line, base=_public_url(), keys=label_keys())
+        resolution = resolve_scan(get_session(), line)
         if resolution.refused:
             problems.append(f"Scan {number} ({line}): {resolution.reason}")
         elif resolution.kind not in (Kind.VIAL, Kind.SERIAL_ONLY) or not resolution.serial:
@@ -601,7 +600,3 @@ def _names(db: Session, model: type[User] | type[Site], ids: set[int], attr: str
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
-
-
-def _public_url() -> str:
-    return str(current_app.config["PUBLIC_URL"]).rstrip("/")

@@ -25,6 +25,7 @@ from custody.bedside.facts import (
 )
 from custody.bedside.rules import BedsideFacts, judge
 from custody.ledger import EventDraft, append_event
+from custody.manufacturing import label_generations
 from custody.trials import BedsideCheck, Subject, TrialSite
 from labels.keys import LabelKey
 from labels.resolution import Authentication, Kind, Resolution
@@ -202,8 +203,11 @@ def _gather(
     now: dt.datetime,
     validity: dt.timedelta,
 ) -> Gathered:
-    vial, vial_problem = _find_vial(session, resolve(vial_code, base=base, keys=keys))
-    band = resolve(wristband_code, base=base, keys=keys)
+    printed = label_generations(session)
+    vial, vial_problem = _find_vial(
+        session, resolve(vial_code, base=base, keys=keys, printed=printed)
+    )
+    band = resolve(wristband_code, base=base, keys=keys, printed=printed)
     subject, wristband_problem = _find_subject(session, user, band, vial)
     facts = BedsideFacts(
         now=now,

@@ -24,6 +24,7 @@ from custody.manufacturing.batch_record import (
 from custody.manufacturing.coa import render_coa
 from custody.manufacturing.labelling import (
     PRINTABLE,
+    label_generations,
     lot_print_jobs,
     print_labels,
     reconcile,
@@ -58,6 +59,7 @@ __all__ = [
     "decide",
     "deviation_label",
     "get_lot",
+    "label_generations",
     "list_lots",
     "lot_decisions",
     "lot_deviations",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
@@ -18,6 +18,7 @@ from custody.manufacturing.models import LabelPrint, LabelPrintJob
 from labels.keys import LabelKey
 from labels.payload import vial_uri
 from labels.render import Format, Layout, Progress, VialLabel, media_type, render
+from labels.resolve import Printed
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, Vial
@@ -111,6 +112,7 @@ def print_labels(
     if fmt_ in SINGLE_LABEL_FORMATS and len(vials) != 1:
         raise InvalidValueError("serial", f"A {fmt_.value.upper()} holds one label: name one vial.")
     live = _live_labels(session, [vial.id for vial in vials])
+    earlier = _print_counts(session, [vial.id for vial in vials])
     relabelled = [vial.serial for vial in vials if vial.id in live]
     if relabelled and not reason:
         raise ReprintReasonRequiredError(lot.number, relabelled)
@@ -131,6 +133,8 @@ def print_labels(
                     serial=vial.serial,
                     expiry=lot.expires_on,
                     key=key,
+                    # A reprint signs the next generation: the label it replaces is superseded.
+                    generation=earlier.get(vial.id, 0) + 1,
                 ),
                 quarantined=lot.status == LotStatus.QUARANTINE,
             )
@@ -222,6 +226,33 @@ def _chosen(session: Session, lot: Lot, serials: Sequence[str] | None) -> list[V
     if unknown:
         raise InvalidValueError("serial", f"Not vials of lot {lot.number}: {', '.join(unknown)}.")
     return chosen
+
+
+def label_generations(session: Session) -> Printed:
+    """How many labels were printed for a vial, by serial: the generation of its live label
+    (`labels.resolve` reads an older generation as a superseded label)."""
+
+    def printed(serial: str) -> int:
+        count = session.scalar(
+            select(func.count(LabelPrint.id))
+            .join(Vial, Vial.id == LabelPrint.vial_id)
+            .where(Vial.serial == serial)
+        )
+        return max(1, count or 0)
+
+    return printed
+
+
+def _print_counts(session: Session, vial_ids: list[int]) -> dict[int, int]:
+    """How many labels each vial has had printed so far."""
+    if not vial_ids:
+        return {}
+    rows = session.execute(
+        select(LabelPrint.vial_id, func.count(LabelPrint.id))
+        .where(LabelPrint.vial_id.in_(vial_ids))
+        .group_by(LabelPrint.vial_id)
+    )
+    return {vial_id: int(count) for vial_id, count in rows}
 
 
 def _live_labels(session: Session, vial_ids: list[int]) -> dict[int, int]:

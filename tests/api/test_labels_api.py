@@ -336,6 +336,23 @@ def test_a_reprint_with_a_reason_replaces_the_live_labels_and_the_lot_reconciles
     assert len(second["serials"]) == 24
 
 
+def test_a_reprint_supersedes_the_label_it_replaces_and_the_reprint_scans_as_authentic(
+    client, auth_headers
+):
+    [old] = decoded(png_of(print_labels(client, auth_headers, format="png", serial=FIRST)))
+    again = print_labels(client, auth_headers, format="png", serial=FIRST, reason="Smudged.")
+    [new] = decoded(png_of(again))
+    assert new.text != old.text
+    superseded = scan(client, auth_headers, old.text)
+    assert (superseded["recognised"], superseded["problem"]) == (False, "label_superseded")
+    assert superseded["reason"].startswith("Superseded label — use the reprint:")
+    assert superseded["actions"] == []  # nothing may be done from a retired label
+    live = scan(client, auth_headers, new.text)
+    assert (live["recognised"], live["problem"], live["item"]["serial"]) == (True, None, FIRST)
+    # A shipper's or another vial's code is judged as before: only this vial was reprinted.
+    assert scan(client, auth_headers, uri_of(f"{RELEASED}-V0024"))["recognised"] is True
+
+
 def test_reconciliation_flags_the_vials_left_without_a_label(client, auth_headers):
     unprinted = reconciliation(client, auth_headers)
     print_labels(client, auth_headers, format="zpl", serial=[FIRST, f"{RELEASED}-V0002"])

@@ -22,6 +22,7 @@ from labels.render import render
 from lots.accounts import get_user
 from lots.base import utcnow
 from lots.models import LoginAttempt
+from tests.worlds.labels import decoded
 from tests.worlds.pages import TOKEN, sign_in
 
 BASE = "https://trail.example.org"
@@ -321,6 +322,37 @@ def test_the_receipt_step_without_scans_asks_for_them(client, sscc, held_by_phar
 
     assert response.status_code == 422
     assert "Scan each vial, or accept the manifest." in response.get_data(as_text=True)
+
+
+def test_a_superseded_label_scanned_at_receipt_is_refused_and_nothing_received(
+    client, sscc, serials, held_by_pharmacist, auth_headers
+):
+    def label(**reason):
+        response = client.get(
+            f"/api/v1/lots/{RELEASED}/labels",
+            query_string={"format": "png", "serial": serials[0], **reason},
+            headers=auth_headers("qa"),
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return decoded(Image.open(io.BytesIO(response.get_data())))[0].text
+
+    old, new = label(), label(reason="Label smudged by frost.")
+    response = client.post(
+        f"/shipments/{sscc}/receive",
+        data={"csrf_token": held_by_pharmacist, "seal": SEAL, "vials": f"{old}\r\n{serials[1]}"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Scan 1" in page
+    assert "Superseded label — use the reprint" in page
+    assert client.get(f"/api/v1/shipments/{sscc}", headers=auth_headers("qa")).json["status"] == (
+        "in_transit"
+    )
+    received = client.post(
+        f"/shipments/{sscc}/receive",
+        data={"csrf_token": held_by_pharmacist, "seal": SEAL, "vials": f"{new}\r\n{serials[1]}"},
+    )
+    assert received.status_code == 303
 
 
 def test_the_receipt_step_of_a_shipper_not_held_goes_back_to_the_scan(client, sscc):

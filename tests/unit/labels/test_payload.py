@@ -47,8 +47,8 @@ def a_vial(**changes: object) -> str:
     return vial_uri(**{**facts, **changes})  # type: ignore[arg-type]
 
 
-def read(text: str, keys: tuple[LabelKey, ...] = (KEY,)) -> Resolution:
-    return resolve(text, base=BASE, keys=keys)
+def read(text: str, keys: tuple[LabelKey, ...] = (KEY,), printed: int = 1) -> Resolution:
+    return resolve(text, base=BASE, keys=keys, printed=lambda _serial: printed)
 
 
 # Building
@@ -382,3 +382,36 @@ def _normal(uri: str) -> str:
     host, slash, path = rest.partition("/")
     path = re.sub(r"%[0-9A-Fa-f]{2}", lambda match: match.group().upper(), path)
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+
+
+# Reprints: each print of a vial's label signs its generation
+
+
+@settings(max_examples=60, deadline=None)
+@given(printed=st.integers(1, 6), generation=st.integers(1, 6))
+def test_only_the_live_generation_of_a_vial_label_is_authentic(printed, generation):
+    code = a_vial(generation=generation)
+    scan = read(code, printed=printed)
+    if generation == printed:
+        assert (scan.authentication, scan.problem) == (Authentication.VALID, None)
+    elif generation < printed:  # a label a reprint replaced
+        assert scan.authentication is Authentication.SUPERSEDED
+        assert scan.problem is Problem.LABEL_SUPERSEDED
+        assert scan.reason.startswith("Superseded label — use the reprint:")
+        assert f"print {generation} of the label of {SERIAL}" in scan.reason
+    else:  # a generation never printed: not a label celltrail issued
+        assert scan.problem is Problem.AUTHENTICATION_WRONG
+    assert scan.refused is (generation != printed)
+
+
+def test_a_reprint_changes_only_the_authentication_code():
+    # The first print keeps the code labels had before generations (the pinned vector above).
+    first, second = a_vial(), a_vial(generation=2)
+    assert second != first
+    assert len(second) == len(first)  # the QR payload does not grow
+    assert second.split("ac=")[0] == first.split("ac=")[0]
+
+
+def test_a_label_generation_counts_from_one():
+    with pytest.raises(ValueError, match="counts from 1"):
+        a_vial(generation=0)
