@@ -43,6 +43,8 @@ class Permission(enum.StrEnum):
     DEVIATIONS_RAISE = "deviations:raise"
     DEVIATIONS_CLOSE = "deviations:close"
     QC_RESULTS_WRITE = "qc-results:write"
+    OOS_INVESTIGATE = "oos:investigate"  # the laboratory's findings on an OOS result
+    OOS_DECIDE = "oos:decide"  # QA's signed outcome of an OOS investigation
     LOTS_RELEASE = "lots:release"
     LOTS_RECALL = "lots:recall"
     LABELS_PRINT = "labels:print"
@@ -105,6 +107,8 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.DEVIATIONS_RAISE: MANUFACTURER_ROLES,
     Permission.DEVIATIONS_CLOSE: frozenset({Role.QA}),
     Permission.QC_RESULTS_WRITE: frozenset({Role.QC}),
+    Permission.OOS_INVESTIGATE: frozenset({Role.QC, Role.QA}),
+    Permission.OOS_DECIDE: frozenset({Role.QA}),
     # 21 CFR 211.22 / EU Annex 16: only the quality unit releases, rejects and recalls.
     Permission.LOTS_RELEASE: frozenset({Role.QA}),
     Permission.LOTS_RECALL: frozenset({Role.QA}),

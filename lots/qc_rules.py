@@ -153,6 +153,8 @@ class ReleaseFacts:
     results: dict[str, CurrentResult]
     open_deviations: Sequence[str]
     manufactured_by: Iterable[str]
+    open_investigations: Sequence[str] = ()  # "OOS-<lot>-01 (sterility)"
+    invalidated_by: Iterable[str] = ()  # QA who signed an invalidation of one of its results
 
 
 def release_blockers(
@@ -196,6 +198,13 @@ def release_blockers(
         )
     for deviation in facts.open_deviations:
         blockers.append(f"Deviation {deviation} is still open.")
+    for investigation in facts.open_investigations:
+        blockers.append(f"Out-of-specification investigation {investigation} is still open.")
+    if releaser in set(facts.invalidated_by):
+        blockers.append(
+            "You signed the invalidation of an out-of-specification result of this lot; "
+            "someone else must release (segregation of duties)."
+        )
     if facts.expires_on < today:
         blockers.append(f"Lot {facts.lot} expired on {facts.expires_on.isoformat()}.")
     return blockers

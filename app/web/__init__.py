@@ -271,6 +271,7 @@ def init_app(app: Flask) -> None:
 
 from app.web import account as _account  # noqa: E402,F401 - password change and reset pages
 from app.web import bedside as _bedside  # noqa: E402,F401 - registers the bedside pages on `bp`
+from app.web import investigations as _investigations  # noqa: E402,F401 - the lot's OOS steps
 from app.web import labels as _labels  # noqa: E402,F401 - registers the label pages on `bp`
 from app.web import lots as _lots  # noqa: E402,F401 - registers the lot pages on `bp`
 from app.web import shipments as _shipments  # noqa: E402,F401 - registers scan and shipment pages

@@ -26,6 +26,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy.orm import Session
 
 from custody.manufacturing.batch_record import deviation_label, lot_deviations
+from custody.manufacturing.oos import lot_investigations
 from custody.manufacturing.qc import current_results, lot_results
 from custody.manufacturing.release import lot_decisions
 from lots.banks import lineage
@@ -72,6 +73,7 @@ def render_coa(session: Session, lot: Lot, *, now: dt.datetime | None = None) ->
         Paragraph("Specification and results", _style("heading")),
         _results_table(session, lot),
         *_corrections(session, lot),
+        *_investigations(session, lot),
         *_deviations(session, lot),
         Paragraph("QA decisions", _style("heading")),
         *_decisions(session, lot),
@@ -193,6 +195,31 @@ def _corrections(session: Session, lot: Lot) -> list[Any]:
     if not rows:
         return []
     heading = Paragraph("Corrections (superseded results, not current)", _style("heading"))
+    return [heading, _key_value_table(rows)]
+
+
+def _investigations(session: Session, lot: Lot) -> list[Any]:
+    """Every out-of-specification result's investigation, its course and its outcome."""
+    rows = []
+    for found in lot_investigations(session, lot):
+        lines = [f"{found.test} {found.value} (result #{found.result_id}, {found.analyst}), "
+                 f"against {found.acceptance}; opened {_utc(found.opened_at)}."]  # fmt: skip
+        if found.cause:
+            lines.append(f"Laboratory cause ({found.cause_by}): {found.cause}")
+        if found.finding:
+            lines.append(f"Phase II, {found.deviation} ({found.finding_by}): {found.finding}")
+        if found.outcome is None:
+            lines.append("OPEN: the lot cannot be released.")
+        else:
+            signer = found.signature["name"] if found.signature else found.closed_by
+            lines.append(
+                f"Outcome: {found.outcome}, signed by {signer} on {_utc(found.closed_at)}. "
+                f"Reason: {found.reason}"
+            )
+        rows.append((found.label, "\n".join(lines)))
+    if not rows:
+        return []
+    heading = Paragraph("Out-of-specification investigations", _style("heading"))
     return [heading, _key_value_table(rows)]
 
 

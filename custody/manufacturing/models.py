@@ -1,14 +1,16 @@
-"""Manufacturing's own tables: label print jobs and the per-vial label records (append-only),
-kept for label reconciliation (FACT 8th ed.)."""
+"""Manufacturing's own tables, each append-only: label print jobs and the per-vial label
+records, kept for label reconciliation (FACT 8th ed.), and the out-of-specification
+investigations, whose course is read from the lot's chain."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lots.base import Base, utcnow
+from lots.batch import QcResult
 from lots.models import User
 
 
@@ -41,3 +43,23 @@ class LabelPrint(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("label_print_jobs.id"), index=True)
     vial_id: Mapped[int] = mapped_column(ForeignKey("vials.id"), index=True)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("label_prints.id"), unique=True)
+
+
+class OosInvestigation(Base):
+    """The investigation an out-of-specification result opened (OOS-1, OOS-2… per lot).
+
+    Append-only: its phase, findings and QA's signed outcome are events on the lot's chain
+    (custody.manufacturing.oos), so no column here can be edited behind the ledger's back.
+    """
+
+    __tablename__ = "oos_investigations"
+    __table_args__ = (UniqueConstraint("lot_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    result_id: Mapped[int] = mapped_column(ForeignKey("qc_results.id"), unique=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    event_hash: Mapped[str] = mapped_column(String(64))
+
+    result: Mapped[QcResult] = relationship()

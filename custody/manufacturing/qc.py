@@ -1,4 +1,8 @@
-"""QC results against the specification the lot was made under; a correction supersedes."""
+"""QC results against the specification the lot was made under; a correction supersedes.
+
+An out-of-specification result opens an investigation at once (custody.manufacturing.oos)
+and is never corrected: only QA's signed invalidation lets a retest supersede it.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from custody.ledger import EventDraft, append_event
 from custody.manufacturing.batch_record import LotStateError, get_lot
+from custody.manufacturing.oos import Outcome, investigation_of, open_investigation
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.batch import Lot, LotStatus, QcResult
 from lots.errors import InvalidValueError
 from lots.models import SpecificationLine, User
-from lots.qc_rules import Line, ResultRefusedError, judge
+from lots.qc_rules import Conformance, Line, ResultRefusedError, judge
 from lots.time_rules import is_in_the_future
 
 # qc_results.numeric_value is NUMERIC(24, 8): PostgreSQL refuses 10**16 and beyond.
@@ -73,7 +78,7 @@ def record_result(
             f"{test!r} is not in the specification of {lot.product.code} "
             f"v{lot.product_version.version}.",
         )
-    previous = _superseded(session, lot, line, supersedes, reason)
+    previous, reason = _superseded(session, lot, line, supersedes, reason)
     try:
         judgement = judge(as_line(line), value, unit)
     except ResultRefusedError as error:
@@ -119,6 +124,8 @@ def record_result(
     result.event_hash = event.hash
     session.add(result)
     session.flush()
+    if judgement.conformance == Conformance.OUT_OF_SPECIFICATION:
+        open_investigation(session, user, lot, result, acceptance=as_line(line).describe())
     return result
 
 
@@ -141,7 +148,8 @@ def current_results(session: Session, lot: Lot) -> dict[str, QcResult]:
 
 def _superseded(
     session: Session, lot: Lot, line: SpecificationLine, supersedes: int | None, reason: str | None
-) -> QcResult | None:
+) -> tuple[QcResult | None, str | None]:
+    """The current result this one replaces (with the reason), or none for a first result."""
     current = current_results(session, lot).get(line.test)
     if supersedes is None:
         if current is not None:
@@ -150,11 +158,28 @@ def _superseded(
                 f"{line.test} already has a result (#{current.id}); a correction names the "
                 "result it supersedes and the reason.",
             )
-        return None
-    if not reason:
-        raise InvalidValueError("reason", "A correction states why it supersedes a result.")
+        return None, None
     if current is None or current.id != supersedes:
         raise InvalidValueError(
             "supersedes", f"Result #{supersedes} is not the current {line.test} result of the lot."
         )
-    return current
+    investigation = investigation_of(session, lot, current.id)
+    if investigation is not None:
+        # An OOS result is never corrected: only QA's invalidation opens it to a retest.
+        if investigation.outcome is not Outcome.INVALIDATED:
+            state = "still open" if investigation.is_open else "closed: the OOS is confirmed"
+            raise OosResultError(
+                f"Result #{current.id} ({line.test} {current.value}) is out of specification "
+                f"and {investigation.label} is {state}: it can be superseded only by a retest "
+                "after QA invalidates it."
+            )
+        reason = reason or f"Retest after {investigation.label} invalidated result #{current.id}."
+    if not reason:
+        raise InvalidValueError("reason", "A correction states why it supersedes a result.")
+    return current, reason
+
+
+class OosResultError(LotStateError):
+    """A correction of an out-of-specification result outside its investigation."""
+
+    title = "Out-of-specification result under investigation"

@@ -19,6 +19,7 @@ from custody.manufacturing.batch_record import (
     lot_deviations,
     manufacturers,
 )
+from custody.manufacturing.oos import Outcome, lot_investigations
 from custody.manufacturing.qc import as_line, current_results
 from lots.access import Permission, require
 from lots.banks import descendants, get_bank, get_donor
@@ -213,6 +214,7 @@ def recall(
 def release_facts(session: Session, lot: Lot) -> ReleaseFacts:
     """What the release rules look at for this lot."""
     results = current_results(session, lot)
+    investigations = lot_investigations(session, lot)
     return ReleaseFacts(
         lot=lot.number,
         status=lot.status,
@@ -234,6 +236,16 @@ def release_facts(session: Session, lot: Lot) -> ReleaseFacts:
             if deviation.is_open
         ],
         manufactured_by=manufacturers(session, lot),
+        open_investigations=[
+            f"{investigation.label} ({investigation.test})"
+            for investigation in investigations
+            if investigation.is_open
+        ],
+        invalidated_by=[
+            investigation.closed_by
+            for investigation in investigations
+            if investigation.outcome is Outcome.INVALIDATED and investigation.closed_by
+        ],
     )
 
 

@@ -174,19 +174,20 @@ def test_a_correction_without_a_reason_is_refused(client):
 
 def test_a_correction_shows_the_superseded_result_struck_through_with_its_reason(client):
     token = sign_in(client, "qc")
-    post_result(client, token, QUARANTINED, test="Karyotype", value="Abnormal")
+    post_result(client, token, QUARANTINED, test="Viability", value="95.1", unit="%")
     page = client.get(f"/lots/{QUARANTINED}").get_data(as_text=True)
-    result_id = re.search(r'<option value="(\d+)"[^>]*>#\d+ Karyotype', page).group(1)
+    result_id = re.search(r'<option value="(\d+)"[^>]*>#\d+ Viability', page).group(1)
     post_result(
         client,
         token,
         QUARANTINED,
         supersedes=result_id,
-        value="Normal",
+        value="91.5",
+        unit="%",
         reason="Slide of another lot read",
     )
     page = client.get(f"/lots/{QUARANTINED}").get_data(as_text=True)
-    assert "<del>Abnormal</del>" in page
+    assert "<del>95.1 %</del>" in page
     assert "Slide of another lot read" in page
 
 

@@ -133,7 +133,7 @@ def test_only_qc_enters_results(client, auth_headers):
 
 def test_a_correction_supersedes_a_result_and_both_stay_visible(client, auth_headers):
     quarantined_lot(client, auth_headers, "XS228-R6")
-    first = enter_result(client, auth_headers, "XS228-R6", "Viability", "19.5", unit="%")
+    first = enter_result(client, auth_headers, "XS228-R6", "Viability", "95.1", unit="%")
     correction = enter_result(
         client,
         auth_headers,
@@ -146,7 +146,7 @@ def test_a_correction_supersedes_a_result_and_both_stay_visible(client, auth_hea
     )
     history = client.get("/api/v1/lots/XS228-R6/qc-results", headers=auth_headers("qa")).json
     assert [(r["value"], r["conformance"], r["superseded_by"]) for r in history] == [
-        ("19.5", "oos", correction.json["id"]),
+        ("95.1", "conforms", correction.json["id"]),
         ("91.5", "conforms", None),
     ]
     assert (history[1]["supersedes"], history[1]["supersede_reason"], history[1]["analyst"]) == (
@@ -189,7 +189,10 @@ def test_release_is_refused_with_a_result_out_of_specification(client, auth_head
     lot_with_results(client, auth_headers, "XS228-R10", replace={"Viability": "65"})
     before = row_counts(app)
     response = release(client, auth_headers, "XS228-R10")
-    assert blockers(response) == ["Out of specification: Viability 65 % (≥ 70 %)."]
+    assert blockers(response) == [
+        "Out of specification: Viability 65 % (≥ 70 %).",
+        "Out-of-specification investigation OOS-XS228-R10-01 (Viability) is still open.",
+    ]
     assert row_counts(app) == before
 
 
@@ -283,6 +286,17 @@ def test_an_out_of_specification_lot_is_released_exceptionally_for_one_named_sub
     client, auth_headers
 ):
     lot_with_results(client, auth_headers, "XS228-R17", replace={"Viability": "65"})
+    confirmed = client.post(
+        "/api/v1/lots/XS228-R17/investigations/1/closure",
+        json={
+            "outcome": "confirmed",
+            "reason": "No laboratory error: the result stands.",
+            "password": PASSWORDS["qa"],
+            "meaning": "OOS confirmed (QA)",
+        },
+        headers=auth_headers("qa"),
+    )
+    assert confirmed.status_code == 200, confirmed.json
     response = release(
         client,
         auth_headers,

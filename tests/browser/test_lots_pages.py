@@ -17,15 +17,16 @@ from sqlalchemy.orm import Session
 from app.db import database
 from app.demo import XS228_RESULTS
 from custody.manufacturing import create_lot, record_result, record_step
-from lots.accounts import get_site, get_user, password_hasher
+from lots.accounts import create_user, get_site, get_user, password_hasher
 from tests.worlds.browser import demo_password
-from tests.worlds.manufacturing import own_bank
+from tests.worlds.manufacturing import TEST_PASSWORD, own_bank
 
 pytestmark = pytest.mark.browser
 
 # Viability below the XS228 limit of ≥ 70 %.
 OOS_VIABILITY = "65"
-CORRECTION_REASON = "Transcription error: 91.5 on worksheet QC-2611-07 was typed as 65."
+CAUSE = "Haemocytometer counted at 1:10 where the worksheet says 1:2."
+RETEST_REASON = "Retest of the retained sample after the dilution error."
 
 
 @pytest.fixture
@@ -121,8 +122,26 @@ def test_qc_enters_the_xs228_results_and_sees_the_out_of_specification_one_highl
     expect(page.locator("#result-form")).to_have_count(0)
 
 
-def test_qa_release_is_refused_for_oos_until_qc_corrects_it_and_then_qa_releases(
-    page: Page, act_as, tested_lot
+@pytest.fixture
+def second_qa(committed_app: Flask) -> str:
+    """Another QA person, committed: the one who invalidates an OOS result may not release."""
+    username = f"qa-{secrets.token_hex(3)}"
+    with Session(database(committed_app).engine) as session, session.begin():
+        create_user(
+            session,
+            password_hasher("cheapest"),
+            actor="admin",
+            username=username,
+            full_name="Qing Second",
+            role="qa",
+            site_code="XSM-SZ",
+            password=TEST_PASSWORD,
+        )
+    return username
+
+
+def test_an_oos_is_investigated_invalidated_retested_and_the_lot_released_on_the_pages(
+    page: Page, act_as, sign_in, tested_lot, second_qa
 ):
     act_as("qa")
     page.goto(f"/lots/{tested_lot}")
@@ -130,21 +149,46 @@ def test_qa_release_is_refused_for_oos_until_qc_corrects_it_and_then_qa_releases
     decision.get_by_label("Password, re-entered to sign").fill(demo_password("qa"))
     decision.get_by_role("button", name="Sign the decision").click()
     expect(page.get_by_test_id("blockers").get_by_role("listitem")).to_have_text(
-        ["Out of specification: Viability 65 % (≥ 70 %)."]
+        [
+            "Out of specification: Viability 65 % (≥ 70 %).",
+            f"Out-of-specification investigation OOS-{tested_lot}-01 (Viability) is still open.",
+        ]
     )
     expect(page.get_by_test_id("lot-status")).to_have_text("QUARANTINE")
 
     act_as("qc")
     page.goto(f"/lots/{tested_lot}")
+    investigation = page.get_by_test_id("investigation-1")
+    expect(investigation.get_by_test_id("investigation-1-status")).to_have_text("OPEN")
+    investigation.get_by_text("Record the assignable laboratory cause").click()
+    investigation.get_by_label("Cause found in phase I").fill(CAUSE)
+    investigation.get_by_role("button", name="Record the cause").click()
+    expect(page.get_by_test_id("investigation-1")).to_contain_text(CAUSE)
+
+    sign_out(page)
+    sign_in(second_qa, TEST_PASSWORD)
+    page.goto(f"/lots/{tested_lot}")
+    investigation = page.get_by_test_id("investigation-1")
+    investigation.get_by_text("QA: sign the outcome").click()
+    investigation.get_by_label("Invalidate the result (a retest may follow)").check()
+    investigation.get_by_label("Reason").fill("Raw counts show the dilution error.")
+    investigation.get_by_label("Password, re-entered to sign").fill(TEST_PASSWORD)
+    investigation.get_by_role("button", name="Sign the outcome").click()
+    expect(page.get_by_test_id("investigation-1-status")).to_have_text("INVALIDATED")
+
+    act_as("qc")
+    page.goto(f"/lots/{tested_lot}")
     correction = page.locator("#correct-form")
     expect(correction.locator("select[name=supersedes]")).to_contain_text("Viability: 65 % (OOS)")
+    viability = correction.locator("option", has_text="Viability").get_attribute("value")
+    correction.locator("select[name=supersedes]").select_option(viability)
     correction.get_by_label("Corrected value").fill("91.5")
-    correction.get_by_label("Reason for the correction").fill(CORRECTION_REASON)
+    correction.get_by_label("Reason for the correction").fill(RETEST_REASON)
     correction.get_by_role("button", name="Record correction").click()
     expect(spec_row(page, "Viability").get_by_test_id("conformance")).to_have_text("Conforms")
     superseded = page.locator('tr[data-superseded="Viability"]')
     expect(superseded.locator("del")).to_have_text("65 %")
-    expect(superseded).to_contain_text(CORRECTION_REASON)
+    expect(superseded).to_contain_text(RETEST_REASON)
 
     act_as("qa")
     page.goto(f"/lots/{tested_lot}")
@@ -158,6 +202,10 @@ def test_qa_release_is_refused_for_oos_until_qc_corrects_it_and_then_qa_releases
     expect(page.get_by_test_id("coa")).to_have_attribute("href", f"/lots/{tested_lot}/coa.pdf")
     if screenshot := os.environ.get("CELLTRAIL_LOT_SCREENSHOT"):
         page.screenshot(path=screenshot, full_page=True)
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
 
 
 def test_the_lot_list_filters_to_the_lots_in_quarantine(page: Page, act_as, lot_number):

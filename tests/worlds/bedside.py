@@ -57,6 +57,7 @@ from lots.base import utcnow
 from lots.batch import Lot, Vial
 from lots.products import SPEC_FIELDS, VERSIONED_FIELDS, add_product_version, get_product
 from tests.worlds.config import TEST_CONFIG, TEST_LABEL_KEYS
+from tests.worlds.manufacturing import oos_confirmed
 from tests.worlds.shipping import PASSWORDS
 
 BASE = TEST_CONFIG["PUBLIC_URL"]
@@ -262,6 +263,8 @@ def released_lot(
             unit=unit, method=None,
             tested_at=end + dt.timedelta(days=7),
         )  # fmt: skip
+    if exceptional is not None:
+        oos_confirmed(session, number)  # the OOS stands: only then an exceptional release
     decide(
         session, HASHER, qa, number, password=PASSWORDS["qa"],
         decision="release" if exceptional is None else "exceptional_release",

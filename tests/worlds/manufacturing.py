@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 from app import demo
 from custody.ledger import CustodyEvent, chain_events
 from custody.manufacturing import (
+    close_investigation,
     create_lot,
     decide,
+    get_lot,
+    lot_investigations,
     recall,
     record_result,
     record_step,
@@ -162,3 +165,22 @@ def ready_lot(session, number, **changed):
     lot = lot_in_quarantine(session, number)
     enter_results(session, number, **changed)
     return lot
+
+
+def oos_confirmed(session, number: str, *, by: str = "qa") -> None:
+    """QA confirms every open OOS investigation of the lot (phase I found no laboratory
+    cause): the OOS stands, as an exceptional release requires."""
+    lot = get_lot(session, number)
+    for investigation in lot_investigations(session, lot):
+        if investigation.is_open:
+            close_investigation(
+                session,
+                HASHER,
+                get_user(session, by),
+                number,
+                investigation.number,
+                outcome="confirmed",
+                reason="No laboratory error: the result stands.",
+                password=password(by),
+                now=utcnow(),
+            )

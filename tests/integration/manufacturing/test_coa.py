@@ -22,6 +22,7 @@ from tests.worlds.manufacturing import (
     enter_results,
     lot_in_quarantine,
     made_lot,
+    oos_confirmed,
     password,
 )
 
@@ -120,7 +121,7 @@ def test_the_coa_of_a_recalled_lot_says_not_released_and_keeps_both_signatures(s
 
 def test_a_superseded_result_is_listed_as_a_correction_not_as_current(session):
     lot = lot_in_quarantine(session, "COA-2612-07")
-    enter_results(session, "COA-2612-07", Viability="19.5")
+    enter_results(session, "COA-2612-07", Viability="95.1")
     first = current_results(session, lot)["Viability"]
     record_result(
         session,
@@ -137,13 +138,14 @@ def test_a_superseded_result_is_listed_as_a_correction_not_as_current(session):
     text = pdf_text(render_coa(session, lot))
     results_table = text.split("Specification and results")[1].split("Corrections")[0]
     assert "91.5 %" in results_table
-    assert "19.5" not in results_table
+    assert "95.1" not in results_table
     assert "Digits swapped on transcription" in text.split("Corrections")[1]
 
 
 def test_the_coa_of_an_exceptional_release_names_the_subject_and_the_oos_result(session):
     lot = lot_in_quarantine(session, "COA-2612-08")
     enter_results(session, "COA-2612-08", Viability="61")
+    oos_confirmed(session, "COA-2612-08")
     decide(
         session,
         HASHER,
@@ -161,6 +163,11 @@ def test_the_coa_of_an_exceptional_release_names_the_subject_and_the_oos_result(
     assert "for subject XS-CN-0007 only" in text
     assert "61 % (Qiu Chen" in text
     assert "OUT OF SPECIFICATION" in text
+    investigations = text.split("Out-of-specification investigations")[1]
+    assert "OOS-COA-2612-08-01" in "".join(investigations.split())  # wrapped in its column
+    assert "Viability 61" in investigations
+    assert "confirmed" in investigations
+    assert "No laboratory error: the result stands." in investigations
 
 
 def test_a_signers_name_in_chinese_is_printed_as_written(session):

@@ -43,6 +43,7 @@ from tests.worlds.manufacturing import (
     event_types,
     lot_in_quarantine,
     made_lot,
+    oos_confirmed,
     password,
     payload,
     qa_decides,
@@ -169,7 +170,7 @@ def test_a_correction_needs_a_reason(session):
 
 def test_a_correction_supersedes_the_result_and_both_stay(session):
     lot = lot_in_quarantine(session, "RL-2612-09")
-    first = qc_result(session, "RL-2612-09", "Viability", "19.5", "%")
+    first = qc_result(session, "RL-2612-09", "Viability", "95.1", "%")
     second = qc_result(
         session,
         "RL-2612-09",
@@ -179,7 +180,7 @@ def test_a_correction_supersedes_the_result_and_both_stay(session):
         supersedes=first.id,
         reason="Transcription error: digits swapped",
     )
-    assert [r.value for r in lot_results(session, lot)] == ["19.5", "91.5"]
+    assert [r.value for r in lot_results(session, lot)] == ["95.1", "91.5"]
     assert current_results(session, lot)["Viability"].id == second.id
     assert (second.supersedes_id, second.supersede_reason) == (
         first.id,
@@ -189,7 +190,7 @@ def test_a_correction_supersedes_the_result_and_both_stay(session):
 
 def test_only_the_current_result_can_be_superseded(session):
     lot_in_quarantine(session, "RL-2612-10")
-    first = qc_result(session, "RL-2612-10", "Viability", "19.5", "%")
+    first = qc_result(session, "RL-2612-10", "Viability", "95.1", "%")
     qc_result(session, "RL-2612-10", "Viability", "91.5", "%", supersedes=first.id, reason="typo")
     with pytest.raises(InvalidValueError) as refused:
         qc_result(session, "RL-2612-10", "Viability", "90", "%", supersedes=first.id, reason="x")
@@ -329,7 +330,10 @@ def test_an_out_of_specification_result_blocks_release(session):
     ready_lot(session, "RL-2612-25", Viability="61")
     with pytest.raises(ReleaseRefusedError) as refused:
         qa_decides(session, "RL-2612-25")
-    assert refused.value.blockers == ["Out of specification: Viability 61 % (≥ 70 %)."]
+    assert refused.value.blockers == [
+        "Out of specification: Viability 61 % (≥ 70 %).",
+        "Out-of-specification investigation OOS-RL-2612-25-01 (Viability) is still open.",
+    ]
 
 
 def test_an_open_deviation_blocks_release_until_qa_closes_it(session):
@@ -420,6 +424,7 @@ def test_the_person_who_created_the_lot_cannot_release_it(session):
 
 def test_an_out_of_specification_lot_is_released_exceptionally_for_one_subject(session):
     lot = ready_lot(session, "RL-2612-31", Viability="61")
+    oos_confirmed(session, "RL-2612-31")
     decision = qa_decides(session, "RL-2612-31", "exceptional_release", exceptional=HOPE)
     assert (lot.status, lot.exceptional_subject) == (
         LotStatus.EXCEPTIONALLY_RELEASED,
@@ -539,6 +544,7 @@ def test_the_ledger_verifies_after_release_rejection_exception_and_recalls(app, 
     ready_lot(session, "RL-2612-41")
     qa_decides(session, "RL-2612-41", "reject", reason="Low yield")
     ready_lot(session, "RL-2612-42", Viability="61")
+    oos_confirmed(session, "RL-2612-42")
     qa_decides(session, "RL-2612-42", "exceptional_release", exceptional=HOPE)
     qa_recalls(session, "bank", "XS-iPSC-L1", reason="Line identity in doubt")
     qa_recalls(session, "donor", "UCD-2025-017")
