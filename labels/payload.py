@@ -8,6 +8,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from biip.checksums import gs1_standard_check_digit
 
+from labels.gs1 import association_problems
 from labels.keys import LabelKey, authentication_code
 
 # GS1 AI encodable character set 82 (General Specifications §7.11, figure 7.11-1), which AI 10,
@@ -16,6 +17,9 @@ AI82 = re.compile(r"[!\"%-?A-Z_a-z]{1,20}")
 GTIN_LENGTHS = (8, 12, 13, 14)
 AUTH_PARAMETER = "ac"
 SUBJECT_SEGMENT = "subject"
+# The trial of a plain subject code, on celltrail's own /subject/ path. Not AI 7240: GS1
+# lets that AI stand only beside a GTIN (01) or an ITIP (8006), never a GSRN or no key.
+TRIAL_PARAMETER = "trial"
 
 
 class InvalidIdentifierError(ValueError):
@@ -65,16 +69,21 @@ def subject_uri(
     subject: str | None = None,
     trial: str | None = None,
 ) -> str:
-    """The wristband's code: `{base}/8018/{GSRN}` or `{base}/subject/{code}`, `?7240={trial}`.
+    """The wristband's code: `{base}/8018/{GSRN}`, or `{base}/subject/{code}?trial={trial}`.
 
     A Digital Link rather than an element string: the bedside phone opens the subject's page
     directly, a handheld scanner sends the same text, and `qrcode` cannot set the FNC1 mode a
-    GS1 QR element string needs. A plain subject code has no GS1 key, so it rides on
-    celltrail's own `/subject/` path with the same authentication code.
+    GS1 QR element string needs. A GSRN names the subject alone (GS1 has no AI for its
+    trial beside a GSRN). A plain subject code has no GS1 key, so it rides on celltrail's own
+    `/subject/` path with its trial, under the same authentication code.
     """
     if (gsrn is None) == (subject is None):
         raise ValueError("A wristband carries either a GSRN or a plain subject code.")
-    query = {"7240": _ai82("trial", trial)} if trial is not None else {}
+    if gsrn is not None and trial is not None:
+        raise InvalidIdentifierError(
+            "trial", trial, "cannot go beside a GSRN: AI (7240) requires AI (01) or (8006)."
+        )
+    query = {TRIAL_PARAMETER: _ai82("trial", trial)} if trial is not None else {}
     if gsrn is not None:
         if not (gsrn.isascii() and gsrn.isdigit() and len(gsrn) == 18) or not has_check_digit(gsrn):
             raise InvalidIdentifierError("GSRN", gsrn, "is not 18 digits with a GS1 check digit.")
@@ -147,6 +156,10 @@ def _signed(
     generation: int = 1,
 ) -> str:
     root = check_base(base)
+    gs1 = [ai for ai in elements if ai.isdigit()]
+    problems = association_problems(gs1) if len(gs1) == len(elements) else []
+    if problems:
+        raise InvalidIdentifierError("code", path, f"breaks GS1's rules: {' '.join(problems)}")
     code = authentication_code(key, origin_of(root), elements, generation=generation)
     params = [f"{name}={_escape(value)}" for name, value in query.items()]
     return f"{root}{path}?{'&'.join([*params, f'{AUTH_PARAMETER}={code}'])}"

@@ -14,8 +14,16 @@ from biip.gs1_element_strings import GS1ElementStrings
 from biip.gs1_messages import GS1Message
 from biip.symbology import SymbologyIdentifier
 
+from labels.gs1 import association_problems
 from labels.keys import LabelKey, authentication_code, codes_match, key_ring, split_code
-from labels.payload import AI82, AUTH_PARAMETER, SUBJECT_SEGMENT, has_check_digit, origin_of
+from labels.payload import (
+    AI82,
+    AUTH_PARAMETER,
+    SUBJECT_SEGMENT,
+    TRIAL_PARAMETER,
+    has_check_digit,
+    origin_of,
+)
 from labels.resolution import Authentication, Kind, Problem, Resolution, Source, describe
 
 GS = "\x1d"
@@ -140,9 +148,13 @@ def _read_uri(raw: str, base: str, keys: Mapping[str, LabelKey], printed: Printe
 
 def _subject_link(segments: list[str], query: str) -> _Read:
     elements = {SUBJECT_SEGMENT: unquote(segments[-1])}
-    trial = parse_qs(query).get("7240")
-    if trial:
-        elements["7240"] = trial[-1]
+    parameters = parse_qs(query)
+    # Wristbands printed before the trial left AI 7240 carry it as "7240"; each verifies
+    # under the name it was signed with.
+    for name in (TRIAL_PARAMETER, "7240"):
+        if parameters.get(name):
+            elements[name] = parameters[name][-1]
+            break
     if not all(AI82.fullmatch(value) for value in elements.values()):
         raise _RefusedError(
             Problem.UNREADABLE, "the subject code or trial has characters GS1 does not allow."
@@ -186,6 +198,9 @@ def _from_elements(element_strings: GS1ElementStrings, source: Source) -> _Read:
     elements = {element.ai.ai: element.value for element in element_strings}
     if len(elements) != len(element_strings):
         raise _RefusedError(Problem.UNREADABLE, "an Application Identifier appears twice.")
+    broken = association_problems(elements)
+    if broken:
+        raise _RefusedError(Problem.UNREADABLE, f"it breaks GS1's rules: {' '.join(broken)}")
     expiry = next((e.date for e in element_strings if e.ai.ai == "17"), None)
     gtin_ok = all(e.gtin_error is None for e in element_strings)
     return _Read(source=source, elements=elements, expiry=expiry, gtin_ok=gtin_ok)
@@ -212,7 +227,7 @@ def _judge(text: str, read: _Read) -> Resolution:
         sscc=e.get("00"),
         gsrn=e.get("8018"),
         subject_code=e.get(SUBJECT_SEGMENT),
-        trial=e.get("7240"),
+        trial=e.get(TRIAL_PARAMETER) or e.get("7240"),
         key_id=read.key_id,
         generation=read.generation,
     )

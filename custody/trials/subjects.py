@@ -17,7 +17,7 @@ from custody.ledger import EventDraft, append_event
 from custody.trials.errors import TrialStateError
 from custody.trials.models import Arm, Subject, Trial, TrialSite
 from custody.trials.protocols import find_trial_site, get_trial
-from labels.payload import AI82, SUBJECT_SEGMENT, has_check_digit
+from labels.payload import AI82, SUBJECT_SEGMENT, TRIAL_PARAMETER, has_check_digit
 from lots.access import Permission, require, sees_all_sites
 from lots.accounts import get_site
 from lots.base import utcnow
@@ -180,7 +180,8 @@ def visible_subjects(session: Session, user: User, protocol_id: str | None = Non
 
 def find_subject_by_wristband(session: Session, text: str) -> Subject:
     """The subject a wristband names: a GSRN (AI 8018) as a Digital Link, element string or
-    digits, celltrail's `/subject/{code}?7240={trial}` link, or the plain subject code."""
+    digits, celltrail's `/subject/{code}?trial={trial}` link (or `?7240=` as printed before),
+    or the plain subject code."""
     value, trial = _wristband_value(text.strip())
     query = select(Subject).where(or_(Subject.wristband == value, Subject.code == value))
     if trial is not None:
@@ -238,7 +239,9 @@ def _wristband_value(text: str) -> tuple[str, str | None]:
     if text[:8].lower().startswith(("http://", "https://")):
         parts = urlsplit(text)
         segments = [unquote(segment) for segment in parts.path.split("/")]
-        trial = parse_qs(parts.query).get("7240", [None])[-1]
+        query = parse_qs(parts.query)
+        named = query.get(TRIAL_PARAMETER) or query.get("7240")
+        trial = named[-1] if named else None
         for marker in ("8018", SUBJECT_SEGMENT):
             if marker in segments[:-1]:
                 return segments[segments.index(marker) + 1], trial

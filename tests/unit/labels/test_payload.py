@@ -13,10 +13,12 @@ from biip.sscc import Sscc
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from labels.keys import LabelKey, LabelKeyError, parse_label_keys
+from labels.gs1 import association_problems, rules
+from labels.keys import LabelKey, LabelKeyError, authentication_code, parse_label_keys
 from labels.payload import (
     InvalidIdentifierError,
     check_base,
+    origin_of,
     shipper_uri,
     sscc_from,
     subject_uri,
@@ -118,13 +120,58 @@ def test_a_shipper_code_is_the_sscc_under_ai_00() -> None:
     )
 
 
-def test_a_wristband_with_a_gsrn_carries_the_trial_as_ai_7240() -> None:
-    body = "95060000000123456"
-    gsrn = body + str(gs1_standard_check_digit(body))
-    uri = subject_uri(base=BASE, gsrn=gsrn, trial="XS228-P1", key=KEY)
-    assert uri.startswith(f"{BASE}/8018/{gsrn}?7240=XS228-P1&ac=")
+GSRN = "95060000000123456" + str(gs1_standard_check_digit("95060000000123456"))
+
+
+def test_a_wristband_with_a_gsrn_names_the_subject_alone() -> None:
+    uri = subject_uri(base=BASE, gsrn=GSRN, key=KEY)
+    assert uri.startswith(f"{BASE}/8018/{GSRN}?ac=")
     resolution = read(uri)
-    assert (resolution.kind, resolution.gsrn, resolution.trial) == (Kind.SUBJECT, gsrn, "XS228-P1")
+    assert (resolution.kind, resolution.gsrn, resolution.trial) == (Kind.SUBJECT, GSRN, None)
+
+
+def test_a_gsrn_wristband_never_carries_ai_7240() -> None:
+    # GS1 syntax dictionary: "7240 X..20 req=01,8006": the protocol goes only with a GTIN.
+    with pytest.raises(InvalidIdentifierError, match=r"AI \(7240\) requires AI \(01\)"):
+        subject_uri(base=BASE, gsrn=GSRN, trial="XS228-P1", key=KEY)
+    scanned = read(f"{BASE}/8018/{GSRN}?7240=XS228-P1")
+    assert scanned.problem is Problem.UNREADABLE
+    assert "AI (7240) requires AI (01) or (8006) in the same code." in scanned.reason
+
+
+def test_a_plain_subject_code_carries_its_trial_outside_the_gs1_ais() -> None:
+    uri = subject_uri(base=BASE, subject="XS228-001-0042", trial="XS228-P1", key=KEY)
+    assert "?trial=XS228-P1&ac=" in uri
+    assert "7240" not in uri
+    assert read(uri).trial == "XS228-P1"
+    # A wristband printed before carries "?7240=" under its own signature, and still reads.
+    legacy = {"subject": "XS228-001-0042", "7240": "XS228-P1"}
+    code = authentication_code(KEY, origin_of(BASE), legacy)
+    old = read(f"{BASE}/subject/XS228-001-0042?7240=XS228-P1&ac={code}")
+    assert (old.authentication, old.trial, old.problem) == (Authentication.VALID, "XS228-P1", None)
+
+
+@pytest.mark.parametrize(
+    ("ais", "problems"),
+    [
+        ({"01", "10", "21", "17"}, []),  # every vial code
+        ({"00"}, []),  # a shipper
+        ({"8018"}, []),  # a GSRN wristband
+        ({"10", "17"}, ["AI (10) requires AI (01) or (02) or (8006) or (8026) in the same code.",
+                        "AI (17) requires AI (01) or (02) or (255) or (8006) or (8026) in the "
+                        "same code."]),
+        ({"8018", "7240"}, ["AI (7240) requires AI (01) or (8006) in the same code."]),
+        ({"8017", "8018"}, ["AI (8017) may not appear with AI (8018).",
+                            "AI (8018) may not appear with AI (8017)."]),
+        ({"01", "21", "235"}, ["AI (21) may not appear with AI (235)."]),
+    ],
+)  # fmt: skip
+def test_gs1_association_rules_are_read_from_the_syntax_dictionary(ais, problems) -> None:
+    assert association_problems(ais) == problems
+
+
+def test_every_ai_celltrail_encodes_has_its_dictionary_line() -> None:
+    assert set(rules()) >= {"00", "01", "10", "17", "21", "7240", "8018"}
 
 
 def test_a_wristband_with_a_plain_subject_code_resolves_to_that_subject() -> None:
