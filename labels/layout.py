@@ -11,6 +11,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
 from labels.content import SHORT_STATEMENTS, ShipperLabel, VialLabel, WristbandLabel
+from labels.linear import MIN_HEIGHT_MM, gs1_128, module_dots
+from labels.linear import QUIET_MODULES as LINEAR_QUIET
 from labels.qr import QUIET_MODULES, Fit, fit
 
 VIAL_SIZE = (38.0, 13.0)
@@ -22,6 +24,11 @@ PT = 25.4 / 72  # millimetres per point
 FONT_DIR = Path(reportlab.__file__).parent / "fonts"
 FONT_FILES = {"Vera": FONT_DIR / "Vera.ttf", "Vera-Bold": FONT_DIR / "VeraBd.ttf"}
 _ASCENT, _DESCENT = 0.76, 0.24  # of the font size, Vera's
+LOW_HEIGHT_MM = 12.7  # GS1's least bar height for an SSCC not scanned on a conveyor
+
+
+class LabelDoesNotFitError(ValueError):
+    """A required element does not fit the label; the message says which and by how much."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,9 @@ def vial_drawing(label: VialLabel, dpi: int) -> Drawing:
 
 
 def shipper_drawing(label: ShipperLabel, dpi: int) -> Drawing:
-    """Shipper label: destination and handling text on top, the QR and its HRI below."""
+    """Shipper label, as a GS1 logistic label: destination and handling text on top, the QR
+    with the SSCC beside it, the full investigational statement, and at the foot the SSCC as
+    GS1-128 with its human-readable interpretation below."""
     width, height = SHIPPER_SIZE
     margin, inner = 6.0, SHIPPER_SIZE[0] - 12.0
     bars: list[Bar] = []
@@ -146,16 +155,40 @@ def shipper_drawing(label: ShipperLabel, dpi: int) -> Drawing:
     flow.caption("Contents")
     vials = "1 vial" if label.contents_count == 1 else f"{label.contents_count} vials"
     flow.paragraph(" · ".join(part for part in (vials, label.product_name, label.lot) if part), 10)
-    box = 46.0
-    top = flow.y + 2.0
+    box = 36.0
+    top = flow.y + 1.0
     qr_fit = fit(label.payload, box, dpi)
     symbol, _ = _symbol(label.payload, qr_fit, dpi, x=margin - 1.0, top=top, box=box)
     hri = f"(00) {label.sscc}"
     texts.append(Text(margin + box + 2.0, top + 10.0, "SSCC", 7))
     texts.append(Text(margin + box + 2.0, top + 15.0, hri, fitting_size(hri, 10, inner - box - 2)))
-    statement = _Flow(texts, margin, inner, max(top + box + 2.0, height - margin - 22.0))
-    statement.paragraph(label.statement, 10, bold=True)
+    statement = _Flow(texts, margin, inner, top + box + 1.0)
+    statement.paragraph(label.statement, 9, bold=True)
+    bars += _gs1_128(f"00{label.sscc}", dpi, top=statement.y + 2.0, bottom=height - margin - 5.0)
+    hri_size = 10.0
+    texts.append(Text((width - measure(hri, hri_size)) / 2, height - margin - 0.8, hri, hri_size))
     return Drawing(width, height, symbol, tuple(bars), tuple(texts))
+
+
+def _gs1_128(element_string: str, dpi: int, *, top: float, bottom: float) -> list[Bar]:
+    """The GS1-128 bars, centred, in whole printer dots, from `top` down to `bottom` (at
+    most the GS1 logistic-label height); a label with no room for the symbol is refused."""
+    symbol = gs1_128(element_string)
+    module = module_dots(dpi) * 25.4 / dpi
+    bar_height = min(MIN_HEIGHT_MM, bottom - top)
+    span = (symbol.modules + 2 * LINEAR_QUIET) * module
+    if bar_height < LOW_HEIGHT_MM or span > SHIPPER_SIZE[0]:
+        raise LabelDoesNotFitError(
+            f"The GS1-128 SSCC symbol needs {LOW_HEIGHT_MM} mm of height and {span:.1f} mm "
+            f"of width; {bottom - top:.1f} mm by {SHIPPER_SIZE[0]} mm is left."
+        )
+    x = (SHIPPER_SIZE[0] - symbol.modules * module) / 2
+    bars = []
+    for is_bar, width in symbol.runs:
+        if is_bar:
+            bars.append(Bar(x, bottom - bar_height, width * module, bar_height))
+        x += width * module
+    return bars
 
 
 def wristband_drawing(label: WristbandLabel, dpi: int) -> Drawing:

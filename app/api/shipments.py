@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from flask import request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app import clock
+from app.api.schemas import StrictSchema
 from app.api.shipment_schemas import (
     DispenseSchema,
     HandledVialSchema,
@@ -39,6 +41,7 @@ from app.api.shipment_schemas import (
 )
 from app.auth import ensure_visible, hasher, require_user, requires
 from app.db import get_session
+from app.keys import label_keys
 from app.writes import write
 from custody.shipping import (
     Receipt,
@@ -67,7 +70,7 @@ from custody.shipping import (
     vial_status,
     visible_shipments,
 )
-from custody.trials import reader_states
+from custody.trials import print_shipper_label, reader_states
 from lots.access import Permission
 from lots.batch import Vial
 from lots.errors import NotFoundError
@@ -233,6 +236,43 @@ class HandoffConfirmation(MethodView):
             get_session(), require_user(), sscc, number, now=clock.now()
         )
         return handoff_fields(sscc, handoff, confirmation), 201 if new else 200
+
+
+class ShipperLabelQuerySchema(StrictSchema):
+    format = fields.String(
+        load_default="pdf", validate=validate.OneOf(["pdf", "png", "svg", "zpl"])
+    )
+    dpi = fields.Integer(
+        load_default=300,
+        validate=validate.OneOf([203, 300]),
+        metadata={"description": "The label printer's resolution: bars are whole dots."},
+    )
+
+
+@blp.route("/shipments/<sscc>/label")
+class ShipperLabelDocument(MethodView):
+    @requires(Permission.SHIPMENTS_READ)
+    @write
+    @blp.arguments(ShipperLabelQuerySchema, location="query")
+    @blp.response(200, content_type="application/pdf", description="The label by `format`.")
+    def get(self, query: dict[str, Any], sscc: str) -> Response:
+        """Print the shipper's GS1 logistic label (100 × 150 mm): the SSCC as GS1-128 for
+        AI (00) and as an authenticated QR; the print is recorded on the shipment's chain."""
+        content, mimetype = print_shipper_label(
+            get_session(),
+            require_user(),
+            sscc,
+            fmt=query["format"],
+            dpi=query["dpi"],
+            base=current_app.config["PUBLIC_URL"],
+            key=label_keys()[0],
+            now=clock.now(),
+        )
+        return Response(
+            content,
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'inline; filename="{sscc}-label.{query["format"]}"'},
+        )
 
 
 @blp.route("/shipments/<sscc>/receipt")

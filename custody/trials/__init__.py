@@ -61,6 +61,7 @@ from custody.trials.models import (
 )
 from custody.trials.protocols import ArmSpec, VisitSpec, create_trial, get_trial, list_trials
 from custody.trials.randomization import randomize
+from custody.trials.shipper_labels import print_shipper_label
 from custody.trials.subjects import (
     can_see_subject,
     enrol_subject,
@@ -121,6 +122,7 @@ __all__ = [
     "list_trials",
     "packaging_lot_status",
     "print_kit_labels",
+    "print_shipper_label",
     "print_wristband",
     "randomize",
     "reader_states",
