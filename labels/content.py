@@ -33,6 +33,7 @@ class VialLabel:
     payload: str
     quarantined: bool = False
     statement: str = INVESTIGATIONAL_STATEMENT
+    preview: bool = False  # marked PREVIEW, its code unsigned: never a label to use
 
 
 @dataclass(frozen=True)

@@ -94,14 +94,13 @@ def vial_drawing(label: VialLabel, dpi: int) -> Drawing:
     left, right, margin = box + 0.3, width - 0.6, 0.6
     bars: list[Bar] = []
     texts: list[Text] = []
-    if label.quarantined:
+    if label.quarantined or label.preview:
+        mark = "PREVIEW" if label.preview else "QUARANTINE"
         band = Bar(width - 2.4, 0.0, 2.4, height)
         bars.append(band)
-        size = fitting_size("QUARANTINE", 5.0, height - 1.0, bold=True)
-        text_length = measure("QUARANTINE", size, bold=True)
-        texts.append(
-            Text(width - 0.7, (height + text_length) / 2, "QUARANTINE", size, True, True, True)
-        )
+        size = fitting_size(mark, 5.0, height - 1.0, bold=True)
+        text_length = measure(mark, size, bold=True)
+        texts.append(Text(width - 0.7, (height + text_length) / 2, mark, size, True, True, True))
         right = band.x - 0.4
     lines = [
         (label.product_name, True),

@@ -39,11 +39,12 @@ def vial_uri(
     lot: str,
     serial: str,
     expiry: dt.date,
-    key: LabelKey,
+    key: LabelKey | None,
     generation: int = 1,
 ) -> str:
     """`{base}/01/{GTIN-14}/10/{lot}/21/{serial}?17={YYMMDD}&ac={key id}.{MAC}`; the MAC also
-    covers which print of the vial's label this is (`generation`, 1 for the first)."""
+    covers which print of the vial's label this is (`generation`, 1 for the first). Without
+    a key (a preview) the link has no authentication code, and every scan refuses it."""
     elements = {
         "01": gtin14(gtin),
         "10": _ai82("lot", lot),
@@ -151,7 +152,7 @@ def _signed(
     path: str,
     query: dict[str, str],
     elements: dict[str, str],
-    key: LabelKey,
+    key: LabelKey | None,
     *,
     generation: int = 1,
 ) -> str:
@@ -160,9 +161,11 @@ def _signed(
     problems = association_problems(gs1) if len(gs1) == len(elements) else []
     if problems:
         raise InvalidIdentifierError("code", path, f"breaks GS1's rules: {' '.join(problems)}")
-    code = authentication_code(key, origin_of(root), elements, generation=generation)
     params = [f"{name}={_escape(value)}" for name, value in query.items()]
-    return f"{root}{path}?{'&'.join([*params, f'{AUTH_PARAMETER}={code}'])}"
+    if key is not None:
+        code = authentication_code(key, origin_of(root), elements, generation=generation)
+        params.append(f"{AUTH_PARAMETER}={code}")
+    return f"{root}{path}?{'&'.join(params)}" if params else f"{root}{path}"
 
 
 def _ai82(field: str, value: str | None) -> str:

@@ -28,6 +28,7 @@ from custody.manufacturing import (
     LabelPrint,
     LabelPrintJob,
     lot_print_jobs,
+    preview_labels,
     print_labels,
     reconcile,
 )
@@ -96,6 +97,13 @@ class LabelQuerySchema(StrictSchema):
         load_default=None,
         validate=TEXT,
         metadata={"description": "Why vials that already have a label are labelled again."},
+    )
+    preview = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Render without printing: marked PREVIEW, its code unsigned (every "
+            "scan refuses it), nothing recorded."
+        },
     )
 
 
@@ -221,6 +229,8 @@ class LotLabels(MethodView):
         _refuse_cross_site_print()
         lot = get_visible_lot(session, user, number)
         fmt = query["format"]
+        if query["preview"]:
+            return _preview(session, user, lot.number, query)
         try:
             printed = print_labels(
                 session,
@@ -246,6 +256,28 @@ class LotLabels(MethodView):
                 "X-Label-Print-Job": str(printed.job.id),
             },
         )
+
+
+def _preview(session: Session, user: User, number: str, query: dict[str, Any]) -> Response:
+    try:
+        content, mimetype = preview_labels(
+            session,
+            user,
+            number,
+            fmt=query["format"],
+            base=current_app.config["PUBLIC_URL"],
+            layout=query["layout"],
+            dpi=query["dpi"],
+            serials=query["serial"],
+        )
+    except (InvalidIdentifierError, LabelTooSmallError) as error:
+        raise LabelsNotRenderableError(number, str(error)) from error
+    filename = f"preview-{label_filename(number, query['format'], query['serial'])}"
+    return Response(
+        content,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'inline; filename="{filename}"'},
+    )
 
 
 @blp.route("/lots/<number>/labels/reconciliation")

@@ -17,7 +17,7 @@ from app.db import get_session
 from app.keys import label_keys, resolve_scan
 from app.web import bp, signed_in
 from app.web.forms import PageForm, messages
-from app.web.lots import PageState, refused, render_lot, visible_lot
+from app.web.lots import PageState, label_preview, refused, render_lot, visible_lot
 from app.writes import write
 from custody.ledger import chain_events
 from custody.manufacturing import LabelPrint, LabelPrintJob, print_labels, reconcile
@@ -168,6 +168,7 @@ def vial(user: User, serial: str) -> str:
         sites=sites,
         labels=_vial_labels(db, found),
         today=local_date(utcnow(), user.site.time_zone),
+        label_preview=label_preview(user, found.lot, found.serial),
     )
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, redirect, render_template, request, url_for
 from marshmallow import (
@@ -45,7 +46,7 @@ from custody.manufacturing import (
 from custody.trials import get_visible_lot, visible_lot_site_ids
 from lots.access import Permission, can, can_see, sees_all_sites
 from lots.base import utcnow
-from lots.batch import Lot, LotStatus, QcResult
+from lots.batch import Lot, LotStatus, QcResult, Vial
 from lots.errors import DomainError
 from lots.local_time import local_date
 from lots.models import SpecificationLine, User
@@ -306,7 +307,23 @@ def render_lot(user: User, found: Lot, state: PageState) -> str:
         print_jobs=lot_print_jobs(db, found),
         can_print=can(user, Permission.LABELS_PRINT),
         printable=found.status in PRINTABLE,
+        label_preview=label_preview(user, found, _first_serial(db, found)),
     )
+
+
+def _first_serial(db: Session, found: Lot) -> str | None:
+    return db.scalar(
+        select(Vial.serial).where(Vial.lot_id == found.id).order_by(Vial.position).limit(1)
+    )
+
+
+def label_preview(user: User, lot: Lot, serial: str | None) -> str | None:
+    """The URL of a vial's label preview (a PNG marked PREVIEW), for those who print labels
+    of a lot that prints."""
+    if serial is None or not can(user, Permission.LABELS_PRINT) or lot.status not in PRINTABLE:
+        return None
+    query = urlencode({"format": "png", "serial": serial, "preview": 1})
+    return f"/api/v1/lots/{lot.number}/labels?{query}"
 
 
 def _spec_rows(found: Lot, results: Sequence[QcResult]) -> list[SpecRow]:

@@ -26,6 +26,7 @@ from custody.manufacturing.labelling import (
     PRINTABLE,
     label_generations,
     lot_print_jobs,
+    preview_labels,
     print_labels,
     reconcile,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "lot_results",
     "lot_vials",
     "open_phase_two",
+    "preview_labels",
     "print_labels",
     "raise_deviation",
     "recall",

@@ -116,30 +116,8 @@ def print_labels(
     relabelled = [vial.serial for vial in vials if vial.id in live]
     if relabelled and not reason:
         raise ReprintReasonRequiredError(lot.number, relabelled)
-    version = lot.product_version
     content = render(
-        [
-            VialLabel(
-                product_name=version.name,
-                lot=lot.number,
-                serial=vial.serial,
-                expiry=lot.expires_on,
-                storage_condition=version.storage_condition,
-                cells_per_vial=lot.cells_per_vial,
-                payload=vial_uri(
-                    base=base,
-                    gtin=lot.product.gtin,
-                    lot=lot.number,
-                    serial=vial.serial,
-                    expiry=lot.expires_on,
-                    key=key,
-                    # A reprint signs the next generation: the label it replaces is superseded.
-                    generation=earlier.get(vial.id, 0) + 1,
-                ),
-                quarantined=lot.status == LotStatus.QUARANTINE,
-            )
-            for vial in vials
-        ],
+        _vial_labels(lot, vials, base=base, key=key, generations=earlier),
         fmt_,
         layout=layout,
         dpi=dpi,
@@ -185,6 +163,67 @@ def print_labels(
     )
     session.flush()
     return PrintedLabels(content, media_type(fmt_), job)
+
+
+def preview_labels(
+    session: Session,
+    user: User,
+    lot_number: str,
+    *,
+    fmt: str,
+    base: str,
+    layout: str = Layout.ROLL,
+    dpi: int = 300,
+    serials: Sequence[str] | None = None,
+) -> tuple[bytes, str]:
+    """The labels as they would print, marked PREVIEW and with an unsigned code (every scan
+    refuses it): nothing is recorded, so a preview is never a label to use."""
+    require(user, Permission.LABELS_PRINT)
+    fmt_ = Format(fmt)
+    lot = get_lot(session, lot_number)
+    if lot.status not in PRINTABLE:
+        raise LotNotPrintableError(lot.number, lot.status)
+    vials = _chosen(session, lot, serials)
+    if fmt_ in SINGLE_LABEL_FORMATS and len(vials) != 1:
+        raise InvalidValueError("serial", f"A {fmt_.value.upper()} holds one label: name one vial.")
+    labels = _vial_labels(lot, vials, base=base, key=None, generations={}, preview=True)
+    return render(labels, fmt_, layout=layout, dpi=dpi), media_type(fmt_)
+
+
+def _vial_labels(
+    lot: Lot,
+    vials: Sequence[Vial],
+    *,
+    base: str,
+    key: LabelKey | None,
+    generations: dict[int, int],
+    preview: bool = False,
+) -> list[VialLabel]:
+    """One label per vial; a reprint signs the next generation (the label it replaces is
+    then superseded)."""
+    version = lot.product_version
+    return [
+        VialLabel(
+            product_name=version.name,
+            lot=lot.number,
+            serial=vial.serial,
+            expiry=lot.expires_on,
+            storage_condition=version.storage_condition,
+            cells_per_vial=lot.cells_per_vial,
+            payload=vial_uri(
+                base=base,
+                gtin=lot.product.gtin,
+                lot=lot.number,
+                serial=vial.serial,
+                expiry=lot.expires_on,
+                key=key,
+                generation=generations.get(vial.id, 0) + 1,
+            ),
+            quarantined=lot.status == LotStatus.QUARANTINE,
+            preview=preview,
+        )
+        for vial in vials
+    ]
 
 
 def reconcile(session: Session, lot: Lot) -> Reconciliation:

@@ -11,6 +11,7 @@ import pytest
 import resvg_py
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from PIL import Image
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from custody.manufacturing import LabelPrint, LabelPrintJob
@@ -606,3 +607,57 @@ def test_a_recalled_vial_offers_no_release_recall_or_print(client, auth_headers)
     answer = scan(client, auth_headers, uri_of())
     assert answer["item"]["state"] == "quarantined"
     assert actions(answer) == ["view_vial", "view_lot"]
+
+
+# --- previews ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_a_preview_records_nothing_says_preview_and_its_code_never_scans(
+    client, auth_headers, app, fmt
+):
+    before = row_counts(app)
+    response = print_labels(client, auth_headers, format=fmt, serial=FIRST, preview="1")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "X-Label-Print-Job" not in response.headers
+    assert response.headers["Content-Disposition"].startswith('inline; filename="preview-')
+    assert row_counts(app) == before  # no print job, no label, no ledger event
+    if fmt == "png":
+        [barcode] = decoded(png_of(response))
+        code = barcode.text
+    elif fmt == "svg":
+        assert "PREVIEW" in response.get_data(as_text=True)
+        [barcode] = decoded(svg_raster(response.get_data(as_text=True)))
+        code = barcode.text
+    else:
+        assert "PREVIEW" in " ".join(pdf_text_of(response.get_data()))
+        [barcode] = decoded(pdf_pages(response.get_data())[0])
+        code = barcode.text
+    assert "ac=" not in code
+    refused = scan(client, auth_headers, code)
+    assert (refused["recognised"], refused["problem"]) == (False, "authentication_missing")
+    # A preview does not count as the vial's label: the first real print needs no reason.
+    assert print_labels(client, auth_headers, format="png", serial=FIRST).status_code == 200
+
+
+def test_a_preview_of_a_lot_that_does_not_print_is_refused(client, auth_headers, app):
+    recall(client, auth_headers, "lot", RELEASED)
+    response = print_labels(client, auth_headers, format="png", serial=FIRST, preview="1")
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+
+
+def test_the_lot_and_vial_pages_show_the_label_preview_to_those_who_print(client):
+    sign_in(client, "qa")
+    for path in (f"/lots/{RELEASED}", f"/vials/{FIRST}"):
+        page = client.get(path).get_data(as_text=True)
+        src = re.search(r'<img src="([^"]+preview=1)"', page).group(1).replace("&amp;", "&")
+        image = client.get(src)
+        assert (image.status_code, image.mimetype) == (200, "image/png"), path
+        assert decoded(Image.open(io.BytesIO(image.get_data())))
+    sign_in(client, "qc")  # QC reads lots but prints no labels: no preview offered
+    assert "preview=1" not in client.get(f"/vials/{FIRST}").get_data(as_text=True)
+
+
+def pdf_text_of(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
