@@ -33,8 +33,7 @@ from custody.ledger import (
     write_witness,
 )
 from custody.manufacturing import print_labels
-from labels.payload import InvalidIdentifierError
-from labels.render import Format, LabelTooSmallError, Layout
+from labels.render import Format, Layout
 from lots.access import Role
 from lots.accounts import create_user, get_user, password_hasher
 from lots.errors import DomainError
@@ -306,7 +305,7 @@ def labels_render(  # noqa: PLR0917 - click passes each option positionally
             count, job_id = printed.job.label_count, printed.job.id
     except DomainError as error:
         raise click.ClickException(error.detail) from error
-    except (InvalidIdentifierError, LabelTooSmallError, OSError) as error:
+    except OSError as error:
         raise click.ClickException(str(error)) from error
     finally:
         bar.close()

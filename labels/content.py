@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 # 21 CFR 312.6(a): the immediate package of an investigational new drug.
 INVESTIGATIONAL_STATEMENT = (
@@ -20,6 +21,26 @@ SHORT_STATEMENTS = (
 )
 
 
+# Defined abbreviations of storage conditions, for the cryovial's one storage line.
+STORAGE_ABBREVIATIONS = (
+    ("vapour phase of liquid nitrogen", "vapour LN2"),
+    ("vapor phase of liquid nitrogen", "vapour LN2"),
+    ("liquid nitrogen", "LN2"),
+    ("dry ice", "dry ice"),
+)
+
+
+def storage_line(limit_c: Decimal | None, condition: str) -> str:
+    """The storage limit in °C with the condition's defined abbreviation ("≤ −150 °C vapour
+    LN2"); without a limit, the condition as written."""
+    if limit_c is None:
+        return condition
+    folded = condition.casefold()
+    short = next((abbr for phrase, abbr in STORAGE_ABBREVIATIONS if phrase in folded), "")
+    limit = format(limit_c.normalize(), "f").replace("-", "−")
+    return f"≤ {limit} °C {short}".rstrip()
+
+
 @dataclass(frozen=True)
 class VialLabel:
     """One cryovial's label (38 × 13 mm)."""
@@ -34,6 +55,7 @@ class VialLabel:
     quarantined: bool = False
     statement: str = INVESTIGATIONAL_STATEMENT
     preview: bool = False  # marked PREVIEW, its code unsigned: never a label to use
+    storage_limit_c: Decimal | None = None  # printed as "≤ −150 °C", the condition abbreviated
 
 
 @dataclass(frozen=True)

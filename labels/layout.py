@@ -10,7 +10,7 @@ import reportlab
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
-from labels.content import SHORT_STATEMENTS, ShipperLabel, VialLabel, WristbandLabel
+from labels.content import SHORT_STATEMENTS, ShipperLabel, VialLabel, WristbandLabel, storage_line
 from labels.linear import MIN_HEIGHT_MM, gs1_128, module_dots
 from labels.linear import QUIET_MODULES as LINEAR_QUIET
 from labels.qr import QUIET_MODULES, Fit, fit
@@ -25,10 +25,11 @@ FONT_DIR = Path(reportlab.__file__).parent / "fonts"
 FONT_FILES = {"Vera": FONT_DIR / "Vera.ttf", "Vera-Bold": FONT_DIR / "VeraBd.ttf"}
 _ASCENT, _DESCENT = 0.76, 0.24  # of the font size, Vera's
 LOW_HEIGHT_MM = 12.7  # GS1's least bar height for an SSCC not scanned on a conveyor
+MIN_VIAL_PT = 3.8  # the smallest text the cryovial label prints: 1.3 mm capitals
 
 
 class LabelDoesNotFitError(ValueError):
-    """A required element does not fit the label; the message says which and by how much."""
+    """A required element does not fit the label; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -103,27 +104,40 @@ def vial_drawing(label: VialLabel, dpi: int) -> Drawing:
         texts.append(Text(width - 0.7, (height + text_length) / 2, mark, size, True, True, True))
         right = band.x - 0.4
     lines = [
-        (label.product_name, True),
-        (f"LOT {label.lot}", False),
-        (f"SN {label.serial}", False),
-        (f"EXP {label.expiry:%Y-%m-%d}", False),
+        ("product", label.product_name, True),
+        ("lot", f"LOT {label.lot}", False),
+        ("serial", f"SN {label.serial}", False),
+        ("expiry", f"EXP {label.expiry:%Y-%m-%d}", False),
         (
+            "cells per vial",
             "Blinded kit"
             if label.cells_per_vial is None
             else f"{label.cells_per_vial:,} cells/vial",
             False,
         ),
-        (label.storage_condition, False),
-        (statement_that_fits(label.statement, right - left, 4.3), False),
+        ("storage", storage_line(label.storage_limit_c, label.storage_condition), False),
+        ("statement", statement_that_fits(label.statement, right - left, 4.3), False),
     ]
     pitch = (height - 2 * margin) / len(lines)
-    for index, (line, bold) in enumerate(lines):
-        size = 4.6 if bold else 4.3
+    for index, (element, line, bold) in enumerate(lines):
+        size = _fitted(element, line, 4.6 if bold else 4.3, right - left, bold=bold)
         baseline = margin + pitch * (index + 1) - _DESCENT * size * PT
-        texts.append(
-            Text(left, baseline, truncate(line, size, right - left, bold=bold), size, bold)
-        )
+        texts.append(Text(left, baseline, line, size, bold))
     return Drawing(width, height, symbol, tuple(bars), tuple(texts))
+
+
+def _fitted(element: str, text: str, size: float, width: float, *, bold: bool) -> float:
+    """The largest size down to `MIN_VIAL_PT` at which `text` fits in full; a required
+    element that does not fit even then refuses the label (nothing is ever cut)."""
+    while size > MIN_VIAL_PT and measure(text, size, bold=bold) > width:
+        size = round(size - 0.1, 1)
+    if measure(text, size, bold=bold) > width:
+        raise LabelDoesNotFitError(
+            f"The {element} {text!r} does not fit the {VIAL_SIZE[0]:g} x {VIAL_SIZE[1]:g} mm "
+            f"vial label even at {MIN_VIAL_PT:g} pt: give the product a shorter label name "
+            "or shorten it."
+        )
+    return size
 
 
 def shipper_drawing(label: ShipperLabel, dpi: int) -> Drawing:

@@ -173,6 +173,8 @@ class ProductVersion(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
+    # The name the cryovial label prints in full (the full name may not fit 38 x 13 mm).
+    label_name: Mapped[str | None] = mapped_column(String(40))
     cell_type: Mapped[str] = mapped_column(String(200))
     origin: Mapped[str] = mapped_column(String(16))
     route: Mapped[str] = mapped_column(String(32))

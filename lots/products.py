@@ -15,6 +15,7 @@ from lots.rules import as_gtin14, is_valid_gtin, specification_problems
 
 VERSIONED_FIELDS = (
     "name",
+    "label_name",
     "cell_type",
     "origin",
     "route",

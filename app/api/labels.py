@@ -54,13 +54,13 @@ from custody.trials import (
     kit_views,
     visible_lot_site_ids,
 )
-from labels.payload import InvalidIdentifierError, has_check_digit
-from labels.render import Format, LabelTooSmallError, Layout
+from labels.payload import has_check_digit
+from labels.render import Format, Layout
 from labels.resolution import Kind, Problem, Resolution
 from lots.access import Permission, can, can_see
 from lots.base import utcnow
 from lots.batch import LotStatus, Vial
-from lots.errors import DomainError, NotFoundError
+from lots.errors import NotFoundError
 from lots.local_time import local_date
 from lots.models import SiteKind, User
 
@@ -196,16 +196,6 @@ class ScanAnswerSchema(StrictSchema):
     actions = fields.List(fields.Nested(ScanActionSchema))
 
 
-class LabelsNotRenderableError(DomainError):
-    """The labels cannot be laid out, e.g. the configured public URL is too long for the QR."""
-
-    status = 409
-    title = "Labels cannot be rendered"
-
-    def __init__(self, lot: str, why: str) -> None:
-        super().__init__(f"The labels of lot {lot} cannot be rendered: {why}", lot=lot)
-
-
 # --- labels -----------------------------------------------------------------------------
 
 
@@ -231,21 +221,18 @@ class LotLabels(MethodView):
         fmt = query["format"]
         if query["preview"]:
             return _preview(session, user, lot.number, query)
-        try:
-            printed = print_labels(
-                session,
-                user,
-                lot.number,
-                fmt=fmt,
-                base=current_app.config["PUBLIC_URL"],
-                key=label_keys()[0],
-                layout=query["layout"],
-                dpi=query["dpi"],
-                serials=query["serial"],
-                reason=(query["reason"] or "").strip() or None,
-            )
-        except (InvalidIdentifierError, LabelTooSmallError) as error:
-            raise LabelsNotRenderableError(lot.number, str(error)) from error
+        printed = print_labels(
+            session,
+            user,
+            lot.number,
+            fmt=fmt,
+            base=current_app.config["PUBLIC_URL"],
+            key=label_keys()[0],
+            layout=query["layout"],
+            dpi=query["dpi"],
+            serials=query["serial"],
+            reason=(query["reason"] or "").strip() or None,
+        )
         filename = label_filename(lot.number, fmt, query["serial"])
         disposition = "attachment" if fmt == Format.ZPL else "inline"
         return Response(
@@ -259,19 +246,16 @@ class LotLabels(MethodView):
 
 
 def _preview(session: Session, user: User, number: str, query: dict[str, Any]) -> Response:
-    try:
-        content, mimetype = preview_labels(
-            session,
-            user,
-            number,
-            fmt=query["format"],
-            base=current_app.config["PUBLIC_URL"],
-            layout=query["layout"],
-            dpi=query["dpi"],
-            serials=query["serial"],
-        )
-    except (InvalidIdentifierError, LabelTooSmallError) as error:
-        raise LabelsNotRenderableError(number, str(error)) from error
+    content, mimetype = preview_labels(
+        session,
+        user,
+        number,
+        fmt=query["format"],
+        base=current_app.config["PUBLIC_URL"],
+        layout=query["layout"],
+        dpi=query["dpi"],
+        serials=query["serial"],
+    )
     filename = f"preview-{label_filename(number, query['format'], query['serial'])}"
     return Response(
         content,

@@ -229,6 +229,15 @@ class ProductVersionFieldsSchema(StrictSchema):
         ),
     )
     dose = fields.String(required=True, validate=validate.Length(1, 200))
+    label_name = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 40),
+        metadata={
+            "description": "The product's name as the 38 x 13 mm cryovial label prints it, in "
+            "full; without it the label prints `name`, and refuses to print if it does not fit."
+        },
+    )
     cells_per_dose = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(1, 10**15)
     )
@@ -268,6 +277,7 @@ class ProductVersionCreateSchema(ProductVersionFieldsSchema):
 class ProductVersionSchema(Schema):
     version = fields.Integer()
     name = fields.String()
+    label_name = fields.String(allow_none=True)
     cell_type = fields.String()
     origin = fields.String()
     route = fields.String()

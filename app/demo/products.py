@@ -73,6 +73,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "gtin": gs1("0950600010010"),
         "version": {
             "name": "XS228 Cell Injection (iPSC-derived spinal neural progenitor cells)",
+            "label_name": "XS228 Cell Injection",
             "cell_type": "Subtype-specific spinal neural progenitor cells from iPSC",
             "origin": "allogeneic",
             "route": "intrathecal",
@@ -122,6 +123,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "gtin": gs1("0950600010020"),
         "version": {
             "name": "Regulatory umbilical-cord MSC injection",
+            "label_name": "UC-MSC Injection",
             "cell_type": "Umbilical cord mesenchymal stromal cells (regulatory)",
             "origin": "allogeneic",
             "route": "intravenous",
@@ -140,6 +142,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "gtin": gs1("0950600010030"),
         "version": {
             "name": "CD83-positive MSC injection",
+            "label_name": "CD83+ MSC Injection",
             "cell_type": "CD83-positive umbilical cord MSC subpopulation",
             "origin": "allogeneic",
             "route": "intravenous",
@@ -161,6 +164,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "gtin": gs1("0950600010040"),
         "version": {
             "name": "Control solution (sham comparator)",
+            "label_name": "Control Solution",
             "cell_type": "None (vehicle only)",
             "origin": "allogeneic",
             "route": "intravenous",

@@ -190,7 +190,7 @@ def _sepsis(session: Session, hasher: PasswordHasher, passwords: Mapping[str, st
             ],
             sites=[("AMU-SW-ICU", "AMU-SW-PH")],
             blinded_gtin=SEPSIS_GTIN,
-            blinded_name="NCT06882811 investigational infusion (blinded)",
+            blinded_name="NCT06882811 blinded IMP",  # printed in full on every kit label
             block_multipliers=[1, 2],
             planned_subjects=180,
         )

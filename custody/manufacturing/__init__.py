@@ -24,6 +24,7 @@ from custody.manufacturing.batch_record import (
 from custody.manufacturing.coa import render_coa
 from custody.manufacturing.labelling import (
     PRINTABLE,
+    LabelsNotRenderableError,
     label_generations,
     lot_print_jobs,
     preview_labels,
@@ -63,6 +64,7 @@ __all__ = [
     "InvestigationStateError",
     "LabelPrint",
     "LabelPrintJob",
+    "LabelsNotRenderableError",
     "LotStateError",
     "OosInvestigation",
     "OosResultError",

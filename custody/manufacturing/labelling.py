@@ -6,7 +6,7 @@ Lives in custody/ because each print job is a ledger event on the lot's chain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -16,8 +16,17 @@ from custody.ledger import EventDraft, append_event
 from custody.manufacturing.batch_record import get_lot, lot_vials
 from custody.manufacturing.models import LabelPrint, LabelPrintJob
 from labels.keys import LabelKey
-from labels.payload import vial_uri
-from labels.render import Format, Layout, Progress, VialLabel, media_type, render
+from labels.layout import LabelDoesNotFitError
+from labels.payload import InvalidIdentifierError, vial_uri
+from labels.render import (
+    Format,
+    LabelTooSmallError,
+    Layout,
+    Progress,
+    VialLabel,
+    media_type,
+    render,
+)
 from labels.resolve import Printed
 from lots.access import Permission, require
 from lots.base import utcnow
@@ -61,6 +70,17 @@ class ReprintReasonRequiredError(DomainError):
             field="reason",
             serials=serials,
         )
+
+
+class LabelsNotRenderableError(DomainError):
+    """The labels cannot be laid out in full: a required element does not fit, or the
+    configured public URL is too long for the QR. Nothing is printed or recorded."""
+
+    status = 409
+    title = "Labels cannot be rendered"
+
+    def __init__(self, lot: str, why: str) -> None:
+        super().__init__(f"The labels of lot {lot} cannot be rendered: {why}", lot=lot)
 
 
 @dataclass(frozen=True)
@@ -116,12 +136,15 @@ def print_labels(
     relabelled = [vial.serial for vial in vials if vial.id in live]
     if relabelled and not reason:
         raise ReprintReasonRequiredError(lot.number, relabelled)
-    content = render(
-        _vial_labels(lot, vials, base=base, key=key, generations=earlier),
-        fmt_,
-        layout=layout,
-        dpi=dpi,
-        progress=progress,
+    content = _rendered(
+        lot,
+        lambda: render(
+            _vial_labels(lot, vials, base=base, key=key, generations=earlier),
+            fmt_,
+            layout=layout,
+            dpi=dpi,
+            progress=progress,
+        ),
     )
     now = utcnow()
     event = append_event(
@@ -186,8 +209,24 @@ def preview_labels(
     vials = _chosen(session, lot, serials)
     if fmt_ in SINGLE_LABEL_FORMATS and len(vials) != 1:
         raise InvalidValueError("serial", f"A {fmt_.value.upper()} holds one label: name one vial.")
-    labels = _vial_labels(lot, vials, base=base, key=None, generations={}, preview=True)
-    return render(labels, fmt_, layout=layout, dpi=dpi), media_type(fmt_)
+    content = _rendered(
+        lot,
+        lambda: render(
+            _vial_labels(lot, vials, base=base, key=None, generations={}, preview=True),
+            fmt_,
+            layout=layout,
+            dpi=dpi,
+        ),
+    )
+    return content, media_type(fmt_)
+
+
+def _rendered(lot: Lot, draw: Callable[[], bytes]) -> bytes:
+    """The document, or the reason it cannot be laid out in full, as a refusal."""
+    try:
+        return draw()
+    except (InvalidIdentifierError, LabelTooSmallError, LabelDoesNotFitError) as error:
+        raise LabelsNotRenderableError(lot.number, str(error)) from error
 
 
 def _vial_labels(
@@ -204,11 +243,12 @@ def _vial_labels(
     version = lot.product_version
     return [
         VialLabel(
-            product_name=version.name,
+            product_name=version.label_name or version.name,
             lot=lot.number,
             serial=vial.serial,
             expiry=lot.expires_on,
             storage_condition=version.storage_condition,
+            storage_limit_c=version.storage_limit_c,
             cells_per_vial=lot.cells_per_vial,
             payload=vial_uri(
                 base=base,

@@ -16,8 +16,16 @@ from custody.trials.models import Kit, Trial
 from custody.trials.protocols import get_trial
 from custody.trials.subjects import get_subject
 from labels.keys import LabelKey
-from labels.payload import subject_uri, vial_uri
-from labels.render import Format, VialLabel, WristbandLabel, media_type, render
+from labels.layout import LabelDoesNotFitError
+from labels.payload import InvalidIdentifierError, subject_uri, vial_uri
+from labels.render import (
+    Format,
+    LabelTooSmallError,
+    VialLabel,
+    WristbandLabel,
+    media_type,
+    render,
+)
 from lots.access import Permission, require
 from lots.base import utcnow
 from lots.models import User
@@ -30,7 +38,7 @@ def kit_label(
 ) -> VialLabel:
     """One kit's label: only what both arms share."""
     expiry = expiry_by_lot[kit.packaging_lot]
-    storage = kit.vial.lot.product_version.storage_condition  # the same for every arm
+    version = kit.vial.lot.product_version  # storage is the same for every arm (blindable)
     payload = vial_uri(
         base=base,
         gtin=trial.blinded_gtin or "",
@@ -44,7 +52,8 @@ def kit_label(
         lot=kit.packaging_lot,
         serial=kit.number,
         expiry=expiry,
-        storage_condition=storage,
+        storage_condition=version.storage_condition,
+        storage_limit_c=version.storage_limit_c,
         cells_per_vial=None,
         payload=payload,
         statement=KIT_STATEMENT,
@@ -73,7 +82,13 @@ def print_kit_labels(
         lot: kit_expiry(session, trial, lot) or dt.date.min
         for lot in {kit.packaging_lot for kit in kits}
     }
-    content = render([kit_label(trial, kit, expiries, base=base, key=key) for kit in kits], fmt)
+    try:
+        content = render([kit_label(trial, kit, expiries, base=base, key=key) for kit in kits], fmt)
+    except (InvalidIdentifierError, LabelTooSmallError, LabelDoesNotFitError) as error:
+        # Nothing is cut from a label: a blinded name too long for it is a refusal.
+        raise TrialStateError(
+            f"The kit labels of trial {protocol_id} cannot be rendered: {error}"
+        ) from error
     append_event(
         session,
         EventDraft(

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import resvg_py
+import zplkit
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from PIL import Image
 from pypdf import PdfReader
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from custody.manufacturing import LabelPrint, LabelPrintJob
 from labels.layout import FONT_FILES
 from labels.payload import shipper_uri, sscc_from, subject_uri, vial_uri
+from tests.api.test_auth import XS228_V2
 from tests.worlds.api import COUNTED, make_lot, recall, release, scalar
 from tests.worlds.labels import (
     BASE,
@@ -128,9 +130,9 @@ def test_every_label_of_the_lot_on_an_a4_sheet_decodes(client, auth_headers):
     assert texts == sorted(uri_of(f"{RELEASED}-V{n:04d}") for n in range(1, 25))
 
 
-@pytest.mark.parametrize(("dpi", "magnification"), [(203, 2), (300, 3)])
-def test_the_lot_prints_as_zpl_with_bq_in_automatic_mode_utf8_and_each_payload(
-    client, auth_headers, dpi, magnification
+@pytest.mark.parametrize("dpi", [203, 300])
+def test_the_lot_prints_as_zpl_whose_labels_decode_on_a_zd621_to_each_payload(
+    client, auth_headers, dpi
 ):
     response = print_labels(client, auth_headers, format="zpl", dpi=dpi)
     zpl = response.get_data(as_text=True)
@@ -142,9 +144,14 @@ def test_the_lot_prints_as_zpl_with_bq_in_automatic_mode_utf8_and_each_payload(
     assert zpl.count("^CI28") == 24
     assert re.search(r"\^PW\d+\n\^LL\d+\n", zpl)
     assert "QUARANTINE" not in zpl
+    printed = zplkit.render(
+        zpl.replace("°", " ").replace("≤", "<").encode(), zplkit.Options(profile="zd621", dpi=dpi)
+    )
     for number in (1, 24):
-        payload = re.escape(uri_of(f"{RELEASED}-V{number:04d}"))
-        assert re.search(rf"\^BQN,2,{magnification},M\^FH\\\^FDMA,{payload}\^FS", zpl)
+        raster = printed.labels[number - 1].rasterize()
+        image = Image.frombytes("L", (raster.width, raster.height), raster.pixels)
+        [barcode] = decoded(image)
+        assert barcode.text == uri_of(f"{RELEASED}-V{number:04d}")
 
 
 def test_one_vials_label_as_png_decodes_to_its_uri(client, auth_headers):
@@ -661,3 +668,24 @@ def test_the_lot_and_vial_pages_show_the_label_preview_to_those_who_print(client
 
 def pdf_text_of(data: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def test_a_product_version_names_its_label_name_and_the_label_prints_it_in_full(
+    client, auth_headers
+):
+    too_long = {**XS228_V2, "label_name": "X" * 41}
+    refused = client.post(
+        "/api/v1/products/XS228/versions", json=too_long, headers=auth_headers("qa")
+    )
+    assert (refused.status_code, list(refused.json["errors"])) == (422, ["label_name"])
+    added = client.post(
+        "/api/v1/products/XS228/versions",
+        json={**XS228_V2, "label_name": "XS228 Injection"},
+        headers=auth_headers("qa"),
+    )
+    assert (added.status_code, added.json["label_name"]) == (201, "XS228 Injection")
+    versions = client.get("/api/v1/products/XS228/versions", headers=auth_headers("qa")).json
+    assert [v["label_name"] for v in versions] == ["XS228 Cell Injection", "XS228 Injection"]
+    # The demo lot was made under version 1: its labels keep version 1's label name.
+    pdf = print_labels(client, auth_headers, format="pdf", serial=FIRST).get_data()
+    assert "XS228 Cell Injection" in " ".join(pdf_text_of(pdf))

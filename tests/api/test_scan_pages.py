@@ -77,11 +77,12 @@ def label_png(app: Flask, db: Session, serial: str) -> bytes:
     lot = get_lot(db, RELEASED)
     version = lot.product_version
     label = VialLabel(
-        product_name=version.name,
+        product_name=version.label_name or version.name,
         lot=lot.number,
         serial=serial,
         expiry=lot.expires_on,
         storage_condition=version.storage_condition,
+        storage_limit_c=version.storage_limit_c,
         cells_per_vial=lot.cells_per_vial,
         payload=vial_uri(
             base=BASE,

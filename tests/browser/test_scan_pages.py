@@ -233,11 +233,12 @@ def demo_label(committed_app: Flask) -> bytes:
         lot = get_lot(db, "XS228-2610-01")
         version = lot.product_version
         label = VialLabel(
-            product_name=version.name,
+            product_name=version.label_name or version.name,
             lot=lot.number,
             serial=DEMO_VIAL,
             expiry=lot.expires_on,
             storage_condition=version.storage_condition,
+            storage_limit_c=version.storage_limit_c,
             cells_per_vial=lot.cells_per_vial,
             payload=vial_uri(
                 base=TEST_CONFIG["PUBLIC_URL"],

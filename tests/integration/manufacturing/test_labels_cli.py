@@ -95,7 +95,7 @@ def test_the_default_file_is_named_after_the_lot(runner, session, tmp_path, monk
     zpl = (tmp_path / f"{QUARANTINED}-labels.zpl").read_text(encoding="utf-8")
     assert result.exit_code == 0, result.output
     assert zpl.count("^XA") == 24
-    assert "^BQN,2,2,M" in zpl
+    assert "^GFA," in zpl  # the QR as a bitmap of whole printer dots
     assert "QUARANTINE" in zpl
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.demo.trials import SEPSIS_SUBJECT, SEPSIS_TRIAL, XS228_SUBJECT, XS228_TRIAL
 from custody.ledger import CustodyEvent, chain_events
@@ -15,6 +15,7 @@ from custody.trials import (
     Kit,
     NoKitAvailableError,
     RandomizationSlot,
+    Trial,
     TrialStateError,
     UnblindedUserRequiredError,
     VialNotAllocatableError,
@@ -27,6 +28,7 @@ from custody.trials import (
     find_kit,
     find_subject_by_wristband,
     get_subject,
+    print_kit_labels,
     randomize,
     trial_kits,
     unblind,
@@ -35,7 +37,7 @@ from lots.accounts import get_user, password_hasher
 from lots.batch import Lot, Vial
 from lots.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from lots.signatures import SignatureRefusedError
-from tests.worlds.bedside import released_lot
+from tests.worlds.bedside import BASE, KEYS, released_lot
 
 HASHER = password_hasher("cheapest")
 ARM_CODES = (b"ARM-ACT", b"ARM-SHAM")
@@ -380,3 +382,19 @@ def test_a_recall_of_one_arms_lot_stops_every_kit_of_the_packaging_lot(session):
     # a pharmacy that could still dispense one arm would learn which arm was recalled.
     with pytest.raises(NoKitAvailableError):
         dispense_kit(session, user(session, "amu-pharmacist"), SEPSIS_TRIAL, "SEP-002", 1)
+
+
+def test_kit_labels_print_the_blinded_name_in_full_or_are_refused(session):
+    qa = get_user(session, "qa")
+    content, _ = print_kit_labels(session, qa, SEPSIS_TRIAL, fmt="svg", base=BASE, key=KEYS[0])
+    assert "NCT06882811 blinded IMP" in content.decode()
+    before = session.scalar(select(func.count(CustodyEvent.id)))
+    session.execute(
+        update(Trial)
+        .where(Trial.protocol_id == SEPSIS_TRIAL)
+        .values(blinded_name="NCT06882811 investigational infusion (blinded)")
+    )
+    session.expire_all()
+    with pytest.raises(TrialStateError, match="does not fit the 38 x 13 mm vial label"):
+        print_kit_labels(session, qa, SEPSIS_TRIAL, fmt="pdf", base=BASE, key=KEYS[0])
+    assert session.scalar(select(func.count(CustodyEvent.id))) == before  # nothing recorded

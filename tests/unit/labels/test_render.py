@@ -7,6 +7,8 @@ import datetime as dt
 import io
 import re
 import string
+import xml.etree.ElementTree as ET
+from decimal import Decimal
 
 import pypdfium2 as pdfium
 import pytest
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from labels.keys import LabelKey
-from labels.layout import FONT_FILES, VIAL_SIZE
+from labels.layout import FONT_FILES, MIN_VIAL_PT, VIAL_SIZE, LabelDoesNotFitError, measure
 from labels.payload import shipper_uri, sscc_from, vial_uri
 from labels.qr import MIN_MODULE_MM, QUIET_MODULES, LabelTooSmallError, fit, version_for
 from labels.render import (
@@ -43,11 +45,12 @@ EXPIRY = dt.date(2027, 10, 12)
 def a_vial_label(number: int = 1, **changes: object) -> VialLabel:
     serial = f"{LOT}-V{number:04d}"
     label = VialLabel(
-        product_name="XS228 Cell Injection (iPSC-derived spinal neural progenitor cells)",
+        product_name="XS228 Cell Injection",  # the product version's label name
         lot=LOT,
         serial=serial,
         expiry=EXPIRY,
         storage_condition="Vapour phase of liquid nitrogen, at or below -150 °C",
+        storage_limit_c=Decimal("-150.0"),
         cells_per_vial=10_000_000,
         payload=vial_uri(base=BASE, gtin=GTIN, lot=LOT, serial=serial, expiry=EXPIRY, key=KEY),
     )
@@ -70,10 +73,14 @@ def a_shipper_label(**changes: object) -> ShipperLabel:
     return dataclasses.replace(label, **changes)  # type: ignore[arg-type]
 
 
+SVG_NS = "http://www.w3.org/2000/svg"
+
+
 # zplkit draws text from bitmap strikes captured from real printers, which lack "°" and "—";
 # Zebra's resident fonts have both (code page 1252). ZPL read-backs use ASCII text for that.
 ASCII_TEXT = {
     "storage_condition": "LN2 vapour, at or below -150 C",
+    "storage_limit_c": None,
     "statement": "Caution: New Drug - Limited by Federal (or United States) law to "
     "investigational use.",
 }
@@ -176,18 +183,41 @@ def test_a_shipper_label_decodes_in_every_format() -> None:
 # ZPL structure
 
 
-@pytest.mark.parametrize(
-    ("dpi", "width", "length", "magnification"), [(203, 304, 104, 2), (300, 449, 154, 3)]
-)
-def test_zpl_sets_utf8_label_size_and_draws_the_qr_with_bq_in_automatic_mode(
-    dpi: int, width: int, length: int, magnification: int
+@pytest.mark.parametrize(("dpi", "width", "length"), [(203, 304, 104), (300, 449, 154)])
+def test_zpl_sets_utf8_label_size_and_sends_the_qr_as_a_bitmap(
+    dpi: int, width: int, length: int
 ) -> None:
     label = a_vial_label()
     zpl = render([label], "zpl", dpi=dpi).decode("utf-8")
     assert zpl.startswith("^XA\n^CI28\n")
     assert f"^PW{width}\n^LL{length}\n" in zpl
-    assert re.search(rf"\^BQN,2,{magnification},M\^FH\\\^FDMA,{re.escape(label.payload)}\^FS", zpl)
+    assert "^GFA," in zpl
+    assert "^BQ" not in zpl  # the printer never re-encodes the payload with its own modes
     assert zpl.rstrip().endswith("^XZ")
+
+
+@pytest.mark.parametrize("profile", ["specification", "zd621"])
+@pytest.mark.parametrize("dpi", [203, 300])
+def test_the_vial_qr_keeps_four_modules_of_quiet_zone_as_a_zebra_prints_it(
+    profile: str, dpi: int
+) -> None:
+    label = a_vial_label(**ASCII_TEXT)
+    zpl = render([label], "zpl", dpi=dpi)
+    raster = zplkit.render(zpl, zplkit.Options(profile=profile, dpi=dpi)).labels[0].rasterize()
+    image = Image.frombytes("L", (raster.width, raster.height), raster.pixels)
+    pixels = image.load()
+    dark = [[pixels[x, y] < 128 for x in range(raster.width)] for y in range(raster.height)]
+    symbol = drawing(label, dpi).symbol
+    dots = symbol.fit.dots
+    right = round((symbol.x + symbol.fit.modules * symbol.module) * dpi / 25.4) + 2
+    rows = [y for y in range(raster.height) if any(dark[y][:right])]
+    columns = [x for x in range(right) if any(dark[y][x] for y in range(raster.height))]
+    # ISO/IEC 18004: four modules of light margin on every side, measured on the printout.
+    assert rows[0] / dots >= 4
+    assert (raster.height - 1 - rows[-1]) / dots >= 4
+    assert columns[0] / dots >= 4
+    [barcode] = decoded(image)
+    assert barcode.bytes == label.payload.encode("ascii")
 
 
 def test_zpl_keeps_a_label_per_format_and_escapes_printer_control_characters() -> None:
@@ -205,18 +235,67 @@ def test_zebra_printers_only_print_at_203_or_300_dpi() -> None:
 # What the label says
 
 
-def test_a_vial_label_carries_product_lot_serial_expiry_cells_storage_and_statement() -> None:
-    text = pdf_text(render([a_vial_label()], "pdf"))
-    for fact in (
-        "XS228 Cell Injection",
-        f"LOT {LOT}",
-        f"SN {LOT}-V0001",
-        "EXP 2027-10-12",
-        "10,000,000 cells/vial",
-        "Vapour phase of",
-        "Investigational use only",
-    ):
-        assert fact in text
+# Every required element, read back in full from each format's own text.
+REQUIRED = (
+    "XS228 Cell Injection",
+    f"LOT {LOT}",
+    f"SN {LOT}-V0001",
+    "EXP 2027-10-12",
+    "10,000,000 cells/vial",
+    "≤ −150 °C vapour LN2",
+    "Investigational use only",
+)
+
+
+def svg_text(data: bytes) -> list[str]:
+    root = ET.fromstring(data)  # noqa: S314 - the SVG celltrail itself just rendered
+    return [element.text or "" for element in root.iter(f"{{{SVG_NS}}}text")]
+
+
+def zpl_fields(data: bytes) -> list[str]:
+    fields = re.findall(r"\^FD(.*?)\^FS", data.decode("utf-8"), flags=re.S)
+    return [re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), f) for f in fields]
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "svg", "zpl"])
+def test_a_vial_label_prints_every_required_element_in_full(fmt: str) -> None:
+    data = render([a_vial_label()], fmt)
+    if fmt == "pdf":
+        lines = pdf_text(data).splitlines()
+    elif fmt == "svg":
+        lines = svg_text(data)
+    else:  # Zebra's resident fonts have "°" but not "≤" or "−": their ASCII spelling
+        lines = zpl_fields(data)
+    for element in REQUIRED:
+        expected = element.replace("≤", "<=").replace("−", "-") if fmt == "zpl" else element
+        assert expected in lines, (element, lines)
+    assert not any(line.endswith("...") for line in lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.text(alphabet=string.ascii_letters + string.digits + " +()", min_size=1, max_size=70)
+    .map(str.strip)
+    .filter(bool)
+)
+def test_a_product_name_is_printed_in_full_or_the_label_is_refused(name: str) -> None:
+    refusal, data = None, b""
+    try:
+        data = render([a_vial_label(product_name=name)], "pdf")
+    except LabelDoesNotFitError as refused:
+        refusal = str(refused)
+    if refusal is not None:
+        assert "does not fit the 38 x 13 mm vial label" in refusal
+        # Refused only when too wide: the text column is over 20 mm beside the QR.
+        assert measure(name, MIN_VIAL_PT, bold=True) > 20.0
+    else:
+        assert name in pdf_text(data).splitlines()
+
+
+def test_the_full_product_name_of_xs228_does_not_fit_and_is_refused_naming_it() -> None:
+    long_name = "XS228 Cell Injection (iPSC-derived spinal neural progenitor cells)"
+    with pytest.raises(LabelDoesNotFitError, match="give the product a shorter label name"):
+        render([a_vial_label(product_name=long_name)], "pdf")
 
 
 def test_a_shipper_label_carries_the_full_investigational_statement() -> None:
