@@ -288,7 +288,8 @@ class _Flow:
         self.line(text.upper(), 7)
 
     def paragraph(self, text: str, size: float, *, bold: bool = False) -> None:
-        for line in wrap(text, size, self.width, bold=bold)[:3]:
+        # Every line of it: what runs out of room is refused by the layout, never dropped.
+        for line in wrap(text, size, self.width, bold=bold):
             self.line(line, size, bold=bold)
 
 

@@ -18,10 +18,12 @@ from labels.layout import (
     VIAL_SIZE,
     WRISTBAND_SIZE,
     Drawing,
+    LabelDoesNotFitError,
     shipper_drawing,
     vial_drawing,
     wristband_drawing,
 )
+from labels.payload import InvalidIdentifierError
 from labels.pdf import pdf
 from labels.qr import LabelTooSmallError
 from labels.raster import png
@@ -30,6 +32,7 @@ from labels.zpl import zpl
 
 __all__ = [
     "INVESTIGATIONAL_STATEMENT",
+    "NOT_RENDERABLE",
     "SHORT_STATEMENTS",
     "Format",
     "LabelTooSmallError",
@@ -42,6 +45,11 @@ __all__ = [
     "media_type",
     "render",
 ]
+
+# What building or rendering a label raises when it cannot be laid out in full: an identifier
+# GS1 does not allow, a code too long for its QR, a required element with no room. Callers
+# turn it into their own refusal; nothing is ever printed cut.
+NOT_RENDERABLE = (InvalidIdentifierError, LabelTooSmallError, LabelDoesNotFitError)
 
 Progress = Callable[[int, int], None]
 """Called as `progress(done, total)` after each label, e.g. to move a CLI progress bar."""

@@ -50,11 +50,6 @@ class _Read:
 Printed = Callable[[str], int]
 
 
-def first_print(_serial: str) -> int:
-    """For codes of items whose labels are never reprinted (or before any record exists)."""
-    return 1
-
-
 def resolve(text: str, *, base: str, keys: Iterable[LabelKey], printed: Printed) -> Resolution:
     """What `text` (a URI, element string, `(01)…` form or typed serial) identifies.
 

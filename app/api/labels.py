@@ -37,7 +37,7 @@ from custody.shipping import (
     ShipmentStatus,
     can_see_shipment,
     find_shipment,
-    handling_refusals,
+    handling_steps,
     packed_counts,
     vial_states,
     vial_status,
@@ -484,10 +484,11 @@ def _handling_actions(session: Session, user: User, vial: Vial) -> list[dict[str
         ("dispense", "dispense_vial", f"{api}/dispense", f"Send vial {serial} to a ward"),
         ("thaw", "thaw_vial", f"{api}/{serial}/thaw", f"Thaw vial {serial} now"),
     ]
+    steps = handling_steps(session, user, vial)
     return [
         _action(action, "POST", href, label)
         for step, action, href, label in offers
-        if handling_refusals(session, user, [vial], step)[serial] is None
+        if step in steps
     ]
 
 

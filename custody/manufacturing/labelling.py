@@ -16,11 +16,10 @@ from custody.ledger import EventDraft, append_event
 from custody.manufacturing.batch_record import get_lot, lot_vials
 from custody.manufacturing.models import LabelPrint, LabelPrintJob
 from labels.keys import LabelKey
-from labels.layout import LabelDoesNotFitError
-from labels.payload import InvalidIdentifierError, vial_uri
+from labels.payload import vial_uri
 from labels.render import (
+    NOT_RENDERABLE,
     Format,
-    LabelTooSmallError,
     Layout,
     Progress,
     VialLabel,
@@ -225,7 +224,7 @@ def _rendered(lot: Lot, draw: Callable[[], bytes]) -> bytes:
     """The document, or the reason it cannot be laid out in full, as a refusal."""
     try:
         return draw()
-    except (InvalidIdentifierError, LabelTooSmallError, LabelDoesNotFitError) as error:
+    except NOT_RENDERABLE as error:
         raise LabelsNotRenderableError(lot.number, str(error)) from error
 
 

@@ -329,23 +329,45 @@ def handling_refusals(
     """Why each vial cannot take this step by this user where it is now, or None when it
     can (a thaw happens only where the vial is). The scan offers a step on the same rule."""
     require(user, Permission.VIALS_HANDLE)
+    status, supplied = vial_status(session, vials), _supplied(session, user)
+    return {
+        vial.serial: _refusal(
+            vial.serial, *status[vial.serial], step=step, user=user, supplied=supplied
+        )
+        for vial in vials
+    }
+
+
+def handling_steps(session: Session, user: User, vial: Vial) -> list[str]:
+    """The steps of `HANDLING` this user may take with the vial now (what a scan offers),
+    judged by the same rule as the steps themselves, from one read of its state."""
+    require(user, Permission.VIALS_HANDLE)
+    (state, site), supplied = vial_status(session, [vial])[vial.serial], _supplied(session, user)
+    return [
+        step
+        for step in HANDLING
+        if _refusal(vial.serial, state, site, step=step, user=user, supplied=supplied) is None
+    ]
+
+
+def _supplied(session: Session, user: User) -> set[str]:
+    """The codes of the wards the user's site supplies."""
+    return set(session.scalars(select(Site.code).where(Site.supplied_by_id == user.site_id)))
+
+
+def _refusal(
+    serial: str, state: str, site: str | None, *, step: str, user: User, supplied: set[str]
+) -> str | None:
     allowed = HANDLING[step]
-    status = vial_status(session, vials)
     # A dispensed vial is at its ward; the pharmacy that supplies the ward may take it back.
-    supplied = set(session.scalars(select(Site.code).where(Site.supplied_by_id == user.site_id)))
-    refusals: dict[str, str | None] = {}
-    for vial in vials:
-        state, site = status[vial.serial]
-        returned = state == "dispensed" and site in supplied and "dispensed" in allowed
-        if site != user.site.code and not (returned and step != "thaw"):
-            refusals[vial.serial] = f"{vial.serial} is not at {user.site.name}."
-        elif state not in allowed:
-            refusals[vial.serial] = f"{vial.serial} is {state.replace('_', ' ')}."
-        elif step == "dispense" and not supplied:
-            refusals[vial.serial] = f"{user.site.name} supplies no ward."
-        else:
-            refusals[vial.serial] = None
-    return refusals
+    returned = state == "dispensed" and site in supplied and "dispensed" in allowed
+    if site != user.site.code and not (returned and step != "thaw"):
+        return f"{serial} is not at {user.site.name}."
+    if state not in allowed:
+        return f"{serial} is {state.replace('_', ' ')}."
+    if step == "dispense" and not supplied:
+        return f"{user.site.name} supplies no ward."
+    return None
 
 
 def _at_my_site(session: Session, user: User, serials: Sequence[str], *, step: str) -> list[Vial]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, literal, select, union
 from sqlalchemy.orm import Session
 
 from custody.ledger import CustodyEvent
@@ -152,6 +152,5 @@ def lot_site_ids(session: Session, lot: Lot, *, blinded: bool = False) -> set[in
             .where(Vial.lot_id == lot.id, Trial.blinded.is_(True))
         )
         statement = statement.where(CustodyEvent.chain.not_in(kit_chains))
-    vial_sites = set(session.scalars(statement.distinct()))
-    wards = session.scalars(select(Site.id).where(Site.supplied_by_id.in_(vial_sites - {None})))
-    return {lot.site_id, lot.qc_site_id, *vial_sites, *wards}
+    wards = select(Site.id).where(Site.supplied_by_id.in_(statement))
+    return {lot.site_id, lot.qc_site_id, *session.scalars(union(statement, wards))}

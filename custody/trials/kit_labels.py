@@ -16,11 +16,10 @@ from custody.trials.models import Kit, Trial
 from custody.trials.protocols import get_trial
 from custody.trials.subjects import get_subject
 from labels.keys import LabelKey
-from labels.layout import LabelDoesNotFitError
-from labels.payload import InvalidIdentifierError, subject_uri, vial_uri
+from labels.payload import subject_uri, vial_uri
 from labels.render import (
+    NOT_RENDERABLE,
     Format,
-    LabelTooSmallError,
     VialLabel,
     WristbandLabel,
     media_type,
@@ -84,7 +83,7 @@ def print_kit_labels(
     }
     try:
         content = render([kit_label(trial, kit, expiries, base=base, key=key) for kit in kits], fmt)
-    except (InvalidIdentifierError, LabelTooSmallError, LabelDoesNotFitError) as error:
+    except NOT_RENDERABLE as error:
         # Nothing is cut from a label: a blinded name too long for it is a refusal.
         raise TrialStateError(
             f"The kit labels of trial {protocol_id} cannot be rendered: {error}"

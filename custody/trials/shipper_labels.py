@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.ledger import EventDraft, append_event
-from custody.shipping import get_visible_shipment, packed
+from custody.shipping import ShipmentStateError, get_visible_shipment, packed
 from custody.trials.models import Kit, Trial
 from labels.keys import LabelKey
 from labels.payload import shipper_uri
-from labels.render import Format, ShipperLabel, media_type, render
+from labels.render import NOT_RENDERABLE, Format, ShipperLabel, media_type, render
 from lots.access import Permission, require
 from lots.models import User
 
@@ -63,7 +63,13 @@ def print_shipper_label(
         product_name=product,
         lot=lots[0] if len(lots) == 1 else f"{len(lots)} lots" if lots else "",
     )
-    content = render([label], fmt, dpi=dpi)
+    try:
+        content = render([label], fmt, dpi=dpi)
+    except NOT_RENDERABLE as error:
+        raise ShipmentStateError(
+            f"The label of shipper {shipment.sscc} cannot be rendered: {error}",
+            sscc=shipment.sscc,
+        ) from error
     append_event(
         session,
         EventDraft(

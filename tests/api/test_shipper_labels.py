@@ -12,9 +12,11 @@ import zplkit
 import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
+from sqlalchemy import update
 
 from labels.layout import FONT_FILES
 from labels.payload import shipper_uri
+from lots.models import Site
 from tests.worlds.labels import BASE, NEW_KEY, pdf_pages, scan
 from tests.worlds.pages import sign_in
 
@@ -141,3 +143,21 @@ def test_the_shipment_page_links_the_label_and_a_signed_in_browser_prints_it(cli
     link = re.search(r'href="([^"]+)" data-testid="shipper-label"', page).group(1)
     printed = client.get(link.replace("&amp;", "&"))
     assert (printed.status_code, printed.mimetype) == (200, "application/pdf")
+
+
+def test_a_label_with_no_room_left_for_the_gs1_128_symbol_is_refused_and_not_recorded(
+    client, auth_headers, sscc, session
+):
+    long_name = " ".join(["Third Affiliated Hospital of Sun Yat-sen University"] * 3)
+    session.execute(
+        update(Site).where(Site.code.in_(["SYSU3-PH", "XSM-SZ"])).values(name=long_name)
+    )
+    session.commit()
+    chain = f"/api/v1/ledger/chains/shipment:{sscc}"
+    before = len(client.get(chain, headers=auth_headers("qa")).json)
+    response = label(client, auth_headers, sscc, format="pdf")
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"].startswith(f"The label of shipper {sscc} cannot be rendered:")
+    assert "GS1-128 SSCC symbol needs 12.7 mm of height" in response.json["detail"]
+    assert len(client.get(chain, headers=auth_headers("qa")).json) == before
